@@ -1,0 +1,226 @@
+//! A stored API key (never its plaintext) and the key object clients see.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::apikey::{ApiKey, Environment};
+use crate::limits::{Limits, Plan, RateLimitPolicy};
+use crate::pepper::{KeyDigest, KeyId};
+use crate::scope::Scopes;
+use crate::time::{self, Timestamp};
+
+/// One DynamoDB item per key, keyed by `id`. `plan` is copied from the account
+/// so that checking a key needs that one item and nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub id: String,
+    pub account_id: String,
+    pub digest: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub prefix: String,
+    pub last4: String,
+    pub scopes: Scopes,
+    pub environment: Environment,
+    pub is_active: bool,
+    pub plan: Plan,
+    #[serde(with = "time::rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "time::rfc3339")]
+    pub updated_at: Timestamp,
+    #[serde(
+        default,
+        with = "time::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<Timestamp>,
+    #[serde(
+        default,
+        with = "time::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_used: Option<Timestamp>,
+    #[serde(default)]
+    pub usage_count: u64,
+    #[serde(default)]
+    pub rate_limits: Limits,
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+    /// Set on the old key when it is rotated: the id of its successor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_to: Option<String>,
+}
+
+/// The settings a new key is made with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewKey {
+    pub account_id: String,
+    pub plan: Plan,
+    pub name: String,
+    pub description: Option<String>,
+    pub scopes: Scopes,
+    pub environment: Environment,
+    pub expires_at: Option<Timestamp>,
+    pub rate_limits: Limits,
+    pub metadata: Map<String, Value>,
+}
+
+/// Whether a key may be used right now, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Usable,
+    Inactive,
+    Expired,
+}
+
+impl KeyRecord {
+    pub fn new(key: &ApiKey, digest: &KeyDigest, settings: NewKey, now: Timestamp) -> Self {
+        KeyRecord {
+            id: digest.key_id().as_str().to_string(),
+            account_id: settings.account_id,
+            digest: digest.to_hex(),
+            name: settings.name,
+            description: settings.description,
+            prefix: key.display_prefix().to_string(),
+            last4: key.last4().to_string(),
+            scopes: settings.scopes,
+            environment: settings.environment,
+            is_active: true,
+            plan: settings.plan,
+            created_at: now,
+            updated_at: now,
+            expires_at: settings.expires_at,
+            last_used: None,
+            usage_count: 0,
+            rate_limits: settings.rate_limits,
+            metadata: settings.metadata,
+            rotated_to: None,
+        }
+    }
+
+    /// The same settings, for the key that replaces this one on rotation.
+    pub fn settings(&self) -> NewKey {
+        NewKey {
+            account_id: self.account_id.clone(),
+            plan: self.plan,
+            name: self.name.clone(),
+            description: self.description.clone(),
+            scopes: self.scopes.clone(),
+            environment: self.environment,
+            expires_at: self.expires_at,
+            rate_limits: self.rate_limits,
+            metadata: self.metadata.clone(),
+        }
+    }
+
+    pub fn key_id(&self) -> Option<KeyId> {
+        KeyId::parse(&self.id)
+    }
+
+    /// Expiry wins over deactivation: an expired key cannot be re-activated
+    /// into use, so "expired" is the more useful thing to tell the caller.
+    pub fn state(&self, now: Timestamp) -> KeyState {
+        if self.expires_at.is_some_and(|t| t <= now) {
+            KeyState::Expired
+        } else if !self.is_active {
+            KeyState::Inactive
+        } else {
+            KeyState::Usable
+        }
+    }
+
+    /// The key object of the contract; `key` only right after create or rotate.
+    pub fn view(&self, policy: &RateLimitPolicy, key: Option<&ApiKey>) -> Value {
+        let limits = self.rate_limits.or(&policy.key_default);
+        let mut v = serde_json::json!({
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "prefix": self.prefix,
+            "last4": self.last4,
+            "scopes": self.scopes,
+            "environment": self.environment,
+            "is_active": self.is_active,
+            "created_at": time::format(&self.created_at),
+            "updated_at": time::format(&self.updated_at),
+            "expires_at": self.expires_at.as_ref().map(time::format),
+            "last_used": self.last_used.as_ref().map(time::format),
+            "usage_count": self.usage_count,
+            "rate_limits": limits,
+            "metadata": self.metadata,
+        });
+        if let Some(rotated_to) = &self.rotated_to {
+            v["rotated_to"] = Value::from(rotated_to.as_str());
+        }
+        if let Some(key) = key {
+            v["key"] = Value::from(key.expose());
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apikey::KeyPrefix;
+    use crate::pepper::Pepper;
+
+    fn record(now: Timestamp) -> (ApiKey, KeyRecord) {
+        let key = ApiKey::generate(&KeyPrefix::default(), Environment::Live).unwrap();
+        let digest = Pepper::new(&[3u8; 32]).unwrap().digest(&key);
+        let settings = NewKey {
+            account_id: "acct_1".into(),
+            plan: Plan::Free,
+            name: "ci".into(),
+            description: None,
+            scopes: Scopes::parse_all(["keys:read"]).unwrap(),
+            environment: Environment::Live,
+            expires_at: None,
+            rate_limits: Limits::default(),
+            metadata: Map::new(),
+        };
+        let r = KeyRecord::new(&key, &digest, settings, now);
+        (key, r)
+    }
+
+    #[test]
+    fn view_shows_display_fields_and_never_the_digest() {
+        let now = time::now();
+        let (key, r) = record(now);
+        let v = r.view(&RateLimitPolicy::default(), None);
+        assert_eq!(v["prefix"], key.display_prefix());
+        assert_eq!(v["last4"], key.last4());
+        assert_eq!(v["rate_limits"]["per_minute"], 100);
+        assert!(v.get("key").is_none());
+        let text = v.to_string();
+        assert!(!text.contains(&r.digest));
+        assert!(!text.contains(key.expose()));
+        let with_key = r.view(&RateLimitPolicy::default(), Some(&key));
+        assert_eq!(with_key["key"], key.expose());
+    }
+
+    #[test]
+    fn state_follows_expiry_then_activity() {
+        let now = time::now();
+        let (_, mut r) = record(now);
+        assert_eq!(r.state(now), KeyState::Usable);
+        r.is_active = false;
+        assert_eq!(r.state(now), KeyState::Inactive);
+        r.expires_at = Some(now);
+        assert_eq!(r.state(now), KeyState::Expired);
+        r.is_active = true;
+        r.expires_at = Some(now + chrono::Duration::seconds(1));
+        assert_eq!(r.state(now), KeyState::Usable);
+    }
+
+    #[test]
+    fn round_trips_through_a_dynamodb_item() {
+        let (_, r) = record(time::now());
+        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            serde_dynamo::to_item(&r).unwrap();
+        assert!(!item.contains_key("expires_at"));
+        let back: KeyRecord = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -1,0 +1,116 @@
+//! The route table: every route of the management API with the scope it
+//! needs. The API's router, the local gateway, template.yaml and openapi.yaml
+//! are all checked against this one list.
+
+use std::collections::HashMap;
+
+use http::Method;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Route {
+    pub method: Method,
+    /// The API Gateway resource path, with `{name}` for path parameters.
+    pub path: &'static str,
+    /// The scope a key needs; `None` means any valid key.
+    pub scope: Option<&'static str>,
+}
+
+const fn route(method: Method, path: &'static str, scope: Option<&'static str>) -> Route {
+    Route {
+        method,
+        path,
+        scope,
+    }
+}
+
+pub const ROUTES: &[Route] = &[
+    route(Method::POST, "/api/v1/accounts", Some("accounts:write")),
+    route(Method::POST, "/api/v1/api-keys", Some("keys:write")),
+    route(Method::GET, "/api/v1/api-keys", Some("keys:read")),
+    route(Method::GET, "/api/v1/api-keys/{id}", Some("keys:read")),
+    route(Method::PUT, "/api/v1/api-keys/{id}", Some("keys:write")),
+    route(Method::PATCH, "/api/v1/api-keys/{id}", Some("keys:write")),
+    route(Method::DELETE, "/api/v1/api-keys/{id}", Some("keys:write")),
+    route(
+        Method::POST,
+        "/api/v1/api-keys/{id}/rotate",
+        Some("keys:write"),
+    ),
+    route(Method::GET, "/api/v1/whoami", None),
+];
+
+/// The route for a method and an API Gateway resource path, as API Gateway
+/// puts it in `requestContext.resourcePath`.
+pub fn by_resource(method: &Method, resource: &str) -> Option<&'static Route> {
+    ROUTES
+        .iter()
+        .find(|r| r.method == *method && r.path == resource)
+}
+
+/// Matches a concrete path (`/api/v1/api-keys/key_1`) the way API Gateway does,
+/// returning the route and its path parameters.
+pub fn find(method: &Method, path: &str) -> Option<(&'static Route, HashMap<String, String>)> {
+    ROUTES
+        .iter()
+        .filter(|r| r.method == *method)
+        .find_map(|r| match_path(r.path, path).map(|params| (r, params)))
+}
+
+/// Whether any route has this path, whatever its method.
+pub fn path_exists(path: &str) -> bool {
+    ROUTES.iter().any(|r| match_path(r.path, path).is_some())
+}
+
+fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>> {
+    let mut params = HashMap::new();
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(params),
+            (Some(ts), Some(ps)) => {
+                if let Some(name) = ts.strip_prefix('{').and_then(|n| n.strip_suffix('}')) {
+                    if ps.is_empty() {
+                        return None;
+                    }
+                    params.insert(name.to_string(), ps.to_string());
+                } else if ts != ps {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_routes_and_parameters() {
+        let (r, params) = find(&Method::GET, "/api/v1/api-keys/key_abc").unwrap();
+        assert_eq!(r.path, "/api/v1/api-keys/{id}");
+        assert_eq!(params["id"], "key_abc");
+        let (r, _) = find(&Method::POST, "/api/v1/api-keys/key_abc/rotate").unwrap();
+        assert_eq!(r.scope, Some("keys:write"));
+        assert!(find(&Method::POST, "/api/v1/whoami").is_none());
+        assert!(path_exists("/api/v1/whoami"));
+        assert!(find(&Method::GET, "/api/v1/api-keys//rotate").is_none());
+        assert!(find(&Method::GET, "/api/v1/nothing").is_none());
+        assert!(!path_exists("/api/v1/api-keys/a/b/c"));
+    }
+
+    #[test]
+    fn every_route_is_unique_and_has_a_valid_scope() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(!(a.method == b.method && a.path == b.path), "{a:?} twice");
+            }
+            if let Some(s) = a.scope {
+                crate::scope::Scope::parse(s).unwrap();
+            }
+            assert_eq!(by_resource(&a.method, a.path), Some(a));
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Reading secrets from Secrets Manager, once per cold start.
+
+use aws_sdk_secretsmanager::Client;
+
+use crate::pepper::Pepper;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("reading secret {id}: {message}")]
+    Read { id: String, message: String },
+    #[error("secret {0} has no SecretString")]
+    Empty(String),
+    #[error("secret {id}: {message}")]
+    Invalid { id: String, message: String },
+}
+
+/// Reads the pepper. The secret is the pepper itself (SAM generates 64
+/// random characters at deploy time).
+#[tracing::instrument(skip(client))]
+pub async fn load_pepper(client: &Client, id: &str) -> Result<Pepper, SecretError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| SecretError::Read {
+            id: id.to_string(),
+            message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+        })?;
+    let value = out
+        .secret_string()
+        .ok_or_else(|| SecretError::Empty(id.to_string()))?;
+    Pepper::new(value.as_bytes()).map_err(|e| SecretError::Invalid {
+        id: id.to_string(),
+        message: e.to_string(),
+    })
+}
