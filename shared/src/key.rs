@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::apikey::{ApiKey, Environment};
+use crate::apikey::{ApiKey, Environment, KeyPrefix};
 use crate::limits::{Limits, Plan, RateLimitPolicy};
-use crate::pepper::{KeyDigest, KeyId};
+use crate::pepper::{KeyDigest, KeyId, Pepper};
 use crate::scope::Scopes;
 use crate::time::{self, Timestamp};
 
@@ -160,11 +160,22 @@ impl KeyRecord {
     }
 }
 
+/// Makes a new key: a fresh secret, and the record that stores its digest.
+pub fn mint(
+    pepper: &Pepper,
+    prefix: &KeyPrefix,
+    settings: NewKey,
+    now: Timestamp,
+) -> Result<(ApiKey, KeyRecord), getrandom::Error> {
+    let key = ApiKey::generate(prefix, settings.environment)?;
+    let digest = pepper.digest(&key);
+    let record = KeyRecord::new(&key, &digest, settings, now);
+    Ok((key, record))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apikey::KeyPrefix;
-    use crate::pepper::Pepper;
 
     fn record(now: Timestamp) -> (ApiKey, KeyRecord) {
         let key = ApiKey::generate(&KeyPrefix::default(), Environment::Live).unwrap();

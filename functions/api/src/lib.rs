@@ -1,1 +1,10 @@
+//! The management API: keys, accounts and whoami over lambda_http.
 
+mod accounts;
+pub mod handler;
+mod keys;
+pub mod listing;
+pub mod requests;
+mod whoami;
+
+pub use handler::{Deps, handle};

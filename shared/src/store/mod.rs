@@ -59,6 +59,9 @@ pub enum StoreError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if matches!(e, StoreError::Unavailable(_) | StoreError::Internal(_)) {
+            tracing::error!(error = %e, "storage failure");
+        }
         match e {
             StoreError::NotFound => ApiError::NotFound { what: "resource" },
             StoreError::Conflict(m) => ApiError::Conflict(m),

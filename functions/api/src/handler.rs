@@ -1,0 +1,157 @@
+//! The management API's one entry point: find the route, check the caller,
+//! run the endpoint, answer in the contract's shape. The Lambda (`main.rs`),
+//! the local gateway and the tests all call `handle`.
+
+use std::sync::Arc;
+
+use keyhub::ApiError;
+use keyhub::auth::{self, Authenticator, Principal};
+use keyhub::config::Config;
+use keyhub::http;
+use keyhub::key::KeyRecord;
+use keyhub::routes::{self, Route};
+use keyhub::store::Store;
+use keyhub::time::{self, Timestamp};
+use lambda_http::{Body, Request, Response};
+use serde_json::Value;
+
+use crate::{accounts, keys, whoami};
+
+/// Everything a request needs, built once per cold start.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Store,
+    pub auth: Authenticator,
+    pub config: Arc<Config>,
+}
+
+/// What an endpoint returns: a status and a JSON body.
+pub type Reply = Result<(u16, Value), ApiError>;
+
+/// One request, as the endpoint sees it after the checks.
+pub struct Call<'a> {
+    pub deps: &'a Deps,
+    pub req: &'a Request,
+    pub principal: &'a Principal,
+    /// The caller's own key.
+    pub caller: &'a KeyRecord,
+    pub params: &'a std::collections::HashMap<String, String>,
+    pub now: Timestamp,
+}
+
+impl Call<'_> {
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn body<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        http::parse_body(self.req, self.deps.config.max_body_bytes)
+    }
+}
+
+#[tracing::instrument(skip_all, fields(method = %req.method(), request_id))]
+pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    let request_id = http::request_id(&req);
+    tracing::Span::current().record("request_id", request_id.as_str());
+    let reply = match find_route(&req) {
+        Some((route, params)) => checked(deps, &req, route, &params).await,
+        None => Err(ApiError::NotFound { what: "route" }),
+    };
+    match reply {
+        Ok((status, body)) => http::json(status, &body, &request_id),
+        Err(e) => {
+            if e.status() >= 500 {
+                tracing::error!(code = e.code(), "request failed");
+            }
+            http::error(&e, &request_id)
+        }
+    }
+}
+
+/// The route by API Gateway's resource path when there is one (in AWS and
+/// behind the local gateway), else by matching the raw path.
+fn find_route(req: &Request) -> Option<(&'static Route, std::collections::HashMap<String, String>)> {
+    match http::resource(req) {
+        Some((resource, params)) => routes::by_resource(req.method(), &resource).map(|r| (r, params)),
+        None => routes::find(req.method(), req.uri().path()),
+    }
+}
+
+async fn checked(
+    deps: &Deps,
+    req: &Request,
+    route: &'static Route,
+    params: &std::collections::HashMap<String, String>,
+) -> Reply {
+    let now = time::now();
+    let record = deps.auth.authenticate(auth::presented_key(req.headers()), now).await?;
+    let principal = Principal::from_record(&record, &deps.config.rate_limits);
+    if let Some(scope) = route.scope {
+        principal.require(scope)?;
+    }
+    let call = Call {
+        deps,
+        req,
+        principal: &principal,
+        caller: &record,
+        params,
+        now,
+    };
+    dispatch(route, &call).await
+}
+
+/// The endpoints, one per route of the route table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    CreateAccount,
+    CreateKey,
+    ListKeys,
+    GetKey,
+    UpdateKey,
+    DeleteKey,
+    RotateKey,
+    WhoAmI,
+}
+
+fn endpoint(route: &Route) -> Option<Endpoint> {
+    use lambda_http::http::Method;
+    Some(match (&route.method, route.path) {
+        (&Method::POST, "/api/v1/accounts") => Endpoint::CreateAccount,
+        (&Method::POST, "/api/v1/api-keys") => Endpoint::CreateKey,
+        (&Method::GET, "/api/v1/api-keys") => Endpoint::ListKeys,
+        (&Method::GET, "/api/v1/api-keys/{id}") => Endpoint::GetKey,
+        (&Method::PUT | &Method::PATCH, "/api/v1/api-keys/{id}") => Endpoint::UpdateKey,
+        (&Method::DELETE, "/api/v1/api-keys/{id}") => Endpoint::DeleteKey,
+        (&Method::POST, "/api/v1/api-keys/{id}/rotate") => Endpoint::RotateKey,
+        (&Method::GET, "/api/v1/whoami") => Endpoint::WhoAmI,
+        _ => return None,
+    })
+}
+
+async fn dispatch(route: &Route, call: &Call<'_>) -> Reply {
+    let Some(endpoint) = endpoint(route) else {
+        return Err(ApiError::NotFound { what: "route" });
+    };
+    match endpoint {
+        Endpoint::CreateAccount => accounts::create(call).await,
+        Endpoint::CreateKey => keys::create(call).await,
+        Endpoint::ListKeys => keys::list(call).await,
+        Endpoint::GetKey => keys::get(call).await,
+        Endpoint::UpdateKey => keys::update(call).await,
+        Endpoint::DeleteKey => keys::delete(call).await,
+        Endpoint::RotateKey => keys::rotate(call).await,
+        Endpoint::WhoAmI => whoami::get(call).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_in_the_table_has_an_endpoint() {
+        for route in routes::ROUTES {
+            assert!(endpoint(route).is_some(), "no endpoint for {route:?}");
+        }
+    }
+}

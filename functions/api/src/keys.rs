@@ -1,0 +1,187 @@
+//! `/api/v1/api-keys`: create, list, read, update, delete and rotate keys.
+//! Every read and write is scoped to the caller's account.
+
+use keyhub::ApiError;
+use keyhub::key::{self, KeyRecord, KeyState, NewKey};
+use keyhub::pepper::KeyId;
+use keyhub::scope::Scopes;
+use keyhub::store::{KeyPatch, StoreError};
+use keyhub::time::{self, Timestamp};
+use serde_json::{Value, json};
+
+use crate::handler::{Call, Reply};
+use crate::listing::{ListQuery, paginate};
+use crate::requests::{CreateKey, DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, RotateKey, UpdateKey, When};
+
+const KEY: &str = "API key";
+
+fn not_found() -> ApiError {
+    ApiError::NotFound { what: KEY }
+}
+
+/// A key may only hand out scopes it holds itself.
+pub(crate) fn may_grant(call: &Call<'_>, scopes: &Scopes) -> Result<(), ApiError> {
+    match call.principal.scopes.first_not_covered(scopes) {
+        Some(s) => Err(ApiError::InsufficientScope {
+            required: s.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn future(expires_at: Timestamp, now: Timestamp) -> Result<Timestamp, ApiError> {
+    if expires_at <= now {
+        return Err(ApiError::invalid("expires_at", "invalid_value", "expires_at must be in the future"));
+    }
+    Ok(expires_at)
+}
+
+/// The key named in the path, if it belongs to the caller's account. A
+/// malformed id cannot exist, so it is not found without a read.
+async fn owned_key(call: &Call<'_>) -> Result<KeyRecord, ApiError> {
+    let id = KeyId::parse(call.param("id")).ok_or_else(not_found)?;
+    call.deps
+        .store
+        .get_account_key(&call.principal.account_id, id.as_str())
+        .await
+        .map_err(not_found_as_key)
+}
+
+fn not_found_as_key(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => not_found(),
+        other => other.into(),
+    }
+}
+
+fn view(call: &Call<'_>, record: &KeyRecord) -> Value {
+    record.view(&call.deps.config.rate_limits, None)
+}
+
+pub async fn create(call: &Call<'_>) -> Reply {
+    let body: CreateKey = call.body()?;
+    let scopes = body.scopes.unwrap_or_default();
+    may_grant(call, &scopes)?;
+    let expires_at = body.expires_at.map(|When(t)| future(t, call.now)).transpose()?;
+    let settings = NewKey {
+        account_id: call.principal.account_id.clone(),
+        plan: call.principal.plan,
+        name: body.name.0,
+        description: body.description.map(|d| d.0),
+        scopes,
+        environment: body.environment.unwrap_or(call.caller.environment),
+        expires_at,
+        rate_limits: body.rate_limits.map(|l| l.0).unwrap_or_default(),
+        metadata: body.metadata.map(|m| m.0).unwrap_or_default(),
+    };
+    let deps = call.deps;
+    let (key, record) = key::mint(deps.auth.pepper(), &deps.config.key_prefix, settings, call.now)
+        .map_err(|_| ApiError::Internal)?;
+    deps.store.put_key(&record).await?;
+    tracing::info!(key_id = %record.id, "key created");
+    Ok((201, record.view(&deps.config.rate_limits, Some(&key))))
+}
+
+pub async fn list(call: &Call<'_>) -> Reply {
+    let query = ListQuery::parse(&keyhub::http::query(call.req)?)?;
+    let keys = call.deps.store.list_keys(&call.principal.account_id).await?;
+    let page = paginate(keys, &query);
+    let items: Vec<Value> = page.items.iter().map(|k| view(call, k)).collect();
+    Ok((
+        200,
+        json!({
+            "api_keys": items,
+            "total": page.total,
+            "page": page.page,
+            "size": page.size,
+            "total_pages": page.total_pages,
+            "has_next": page.has_next,
+            "next_cursor": page.next_cursor,
+        }),
+    ))
+}
+
+pub async fn get(call: &Call<'_>) -> Reply {
+    let record = owned_key(call).await?;
+    Ok((200, view(call, &record)))
+}
+
+pub async fn update(call: &Call<'_>) -> Reply {
+    let body: UpdateKey = call.body()?;
+    let id = KeyId::parse(call.param("id")).ok_or_else(not_found)?;
+    if let Some(scopes) = &body.scopes {
+        may_grant(call, scopes)?;
+    }
+    let expires_at = match body.expires_at {
+        Some(Some(When(t))) => Some(Some(future(t, call.now)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let patch = KeyPatch {
+        name: body.name.map(|n| n.0),
+        description: body.description.map(|d| d.map(|d| d.0)),
+        is_active: body.is_active,
+        scopes: body.scopes,
+        rate_limits: body.rate_limits.map(|l| l.map(|l| l.0).unwrap_or_default()),
+        expires_at,
+        metadata: body.metadata.map(|m| m.map(|m| m.0).unwrap_or_default()),
+    };
+    let record = call
+        .deps
+        .store
+        .update_key(&call.principal.account_id, id.as_str(), &patch, call.now)
+        .await
+        .map_err(not_found_as_key)?;
+    tracing::info!(key_id = %record.id, "key updated");
+    Ok((200, view(call, &record)))
+}
+
+pub async fn delete(call: &Call<'_>) -> Reply {
+    let id = KeyId::parse(call.param("id")).ok_or_else(not_found)?;
+    call.deps
+        .store
+        .delete_key(&call.principal.account_id, id.as_str())
+        .await
+        .map_err(not_found_as_key)?;
+    tracing::info!(key_id = %id, "key deleted");
+    Ok((200, json!({ "message": "API key deleted successfully" })))
+}
+
+pub async fn rotate(call: &Call<'_>) -> Reply {
+    let body: RotateKey = call.body()?;
+    let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(ApiError::invalid(
+            "grace_period_seconds",
+            "invalid_value",
+            format!("grace_period_seconds must be from 0 to {MAX_GRACE_SECONDS}"),
+        ));
+    }
+    let old = owned_key(call).await?;
+    if let Some(next) = &old.rotated_to {
+        return Err(ApiError::Conflict(format!(
+            "this key was already rotated; rotate its successor {next} instead"
+        )));
+    }
+    match old.state(call.now) {
+        KeyState::Usable => {}
+        KeyState::Expired => return Err(ApiError::Conflict("an expired key cannot be rotated".into())),
+        KeyState::Inactive => return Err(ApiError::Conflict("an inactive key cannot be rotated".into())),
+    }
+    // The new key's plaintext goes to the caller, so the caller must hold
+    // every scope it carries.
+    may_grant(call, &old.scopes)?;
+    let deps = call.deps;
+    let (key, new) = key::mint(deps.auth.pepper(), &deps.config.key_prefix, old.settings(), call.now)
+        .map_err(|_| ApiError::Internal)?;
+    let grace_end = call.now + chrono::Duration::seconds(grace as i64);
+    let old_expires_at = old.expires_at.map_or(grace_end, |t| t.min(grace_end));
+    deps.store.rotate_key(&old, &new, old_expires_at, call.now).await?;
+    tracing::info!(old = %old.id, new = %new.id, grace, "key rotated");
+    let mut body = new.view(&deps.config.rate_limits, Some(&key));
+    body["previous_key"] = json!({
+        "id": old.id,
+        "expires_at": time::format(&old_expires_at),
+    });
+    Ok((201, body))
+}

@@ -1,0 +1,218 @@
+//! Request bodies, parsed into types that can only hold valid values, so the
+//! handlers never re-check them. Unknown fields are refused everywhere: a typo
+//! in a field name should fail loudly, not be ignored.
+
+use keyhub::apikey::Environment;
+use keyhub::limits::{Limits, Plan};
+use keyhub::scope::Scopes;
+use keyhub::time::{self, Timestamp};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+const MAX_NAME: usize = 100;
+const MAX_DESCRIPTION: usize = 500;
+const MAX_METADATA_BYTES: usize = 4096;
+const MAX_METADATA_KEYS: usize = 50;
+/// Longest grace period a rotation may ask for: 30 days.
+pub const MAX_GRACE_SECONDS: u64 = 30 * 86_400;
+pub const DEFAULT_GRACE_SECONDS: u64 = 86_400;
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+}
+
+/// A display name: trimmed, 1 to 100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Name(pub String);
+
+impl TryFrom<String> for Name {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim();
+        if t.is_empty() || t.chars().count() > MAX_NAME || has_control(t) || t.contains('\n') {
+            return Err(format!("must be 1 to {MAX_NAME} characters on one line"));
+        }
+        Ok(Name(t.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Description(pub String);
+
+impl TryFrom<String> for Description {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.chars().count() > MAX_DESCRIPTION || has_control(&s) {
+            return Err(format!("must be at most {MAX_DESCRIPTION} characters"));
+        }
+        Ok(Description(s))
+    }
+}
+
+/// Free-form JSON attached to a key, bounded so that a key item stays small.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "Map<String, Value>")]
+pub struct Metadata(pub Map<String, Value>);
+
+impl TryFrom<Map<String, Value>> for Metadata {
+    type Error = String;
+    fn try_from(m: Map<String, Value>) -> Result<Self, String> {
+        if m.len() > MAX_METADATA_KEYS {
+            return Err(format!("must have at most {MAX_METADATA_KEYS} keys"));
+        }
+        if Value::Object(m.clone()).to_string().len() > MAX_METADATA_BYTES {
+            return Err(format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"));
+        }
+        Ok(Metadata(m))
+    }
+}
+
+/// Rate-limit overrides, each between 1 and `MAX_LIMIT`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "Limits")]
+pub struct LimitOverrides(pub Limits);
+
+impl TryFrom<Limits> for LimitOverrides {
+    type Error = String;
+    fn try_from(l: Limits) -> Result<Self, String> {
+        l.validate().map_err(|(_, m)| m)?;
+        Ok(LimitOverrides(l))
+    }
+}
+
+/// An RFC 3339 timestamp; whether it must lie in the future is the
+/// handler's call, since only it knows "now".
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct When(pub Timestamp);
+
+impl TryFrom<String> for When {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        time::parse(&s)
+            .map(When)
+            .ok_or_else(|| format!("{s:?} is not an RFC 3339 timestamp such as 2027-01-31T00:00:00Z"))
+    }
+}
+
+/// For nullable fields of an update: absent is `None`, `null` is `Some(None)`.
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    pub name: Name,
+    #[serde(default)]
+    pub description: Option<Description>,
+    #[serde(default)]
+    pub scopes: Option<Scopes>,
+    #[serde(default)]
+    pub environment: Option<Environment>,
+    #[serde(default)]
+    pub expires_at: Option<When>,
+    #[serde(default)]
+    pub rate_limits: Option<LimitOverrides>,
+    #[serde(default)]
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKey {
+    #[serde(default)]
+    pub name: Option<Name>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub description: Option<Option<Description>>,
+    #[serde(default)]
+    pub is_active: Option<bool>,
+    #[serde(default)]
+    pub scopes: Option<Scopes>,
+    /// `null` returns the key to the deployment's defaults.
+    #[serde(default, deserialize_with = "nullable")]
+    pub rate_limits: Option<Option<LimitOverrides>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub expires_at: Option<Option<When>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: Option<Option<Metadata>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    #[serde(default)]
+    pub grace_period_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccount {
+    pub name: Name,
+    #[serde(default)]
+    pub plan: Option<Plan>,
+    /// Scopes of the account's first key; by default every scope but
+    /// `accounts:write`.
+    #[serde(default)]
+    pub scopes: Option<Scopes>,
+    #[serde(default)]
+    pub key_name: Option<Name>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyhub::ApiError;
+    use keyhub::http::from_json;
+
+    fn reason(e: ApiError) -> (Option<String>, &'static str) {
+        match e {
+            ApiError::InvalidRequest { field, reason, .. } => (field, reason),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_key_fields_are_checked() {
+        let ok: CreateKey = from_json(br#"{"name": "  ci  ", "scopes": ["keys:read"], "environment": "test"}"#).unwrap();
+        assert_eq!(ok.name.0, "ci");
+        assert_eq!(ok.environment, Some(Environment::Test));
+        for (body, field, why) in [
+            (r#"{"name": ""}"#, "name", "invalid_value"),
+            (r#"{"name": "a", "environment": "prod"}"#, "environment", "invalid_value"),
+            (r#"{"name": "a", "scopes": ["Keys"]}"#, "scopes[0]", "invalid_value"),
+            (r#"{"name": "a", "scopes": "keys:read"}"#, "scopes", "invalid_type"),
+            (r#"{"name": "a", "expires_at": "tomorrow"}"#, "expires_at", "invalid_value"),
+            (r#"{"name": "a", "rate_limits": {"per_minute": 0}}"#, "rate_limits", "invalid_value"),
+            (r#"{"name": "a", "rate_limits": {"per_second": 5}}"#, "rate_limits.per_second", "unknown_field"),
+            (r#"{"name": "a", "metadata": [1]}"#, "metadata", "invalid_type"),
+            (r#"{"name": "a", "owner": "me"}"#, "owner", "unknown_field"),
+        ] {
+            let e = from_json::<CreateKey>(body.as_bytes()).unwrap_err();
+            assert_eq!(reason(e), (Some(field.to_string()), why), "{body}");
+        }
+    }
+
+    #[test]
+    fn oversized_metadata_is_refused() {
+        let big = format!(r#"{{"name": "a", "metadata": {{"k": "{}"}}}}"#, "x".repeat(5000));
+        let e = from_json::<CreateKey>(big.as_bytes()).unwrap_err();
+        assert_eq!(reason(e).0.as_deref(), Some("metadata"));
+    }
+
+    #[test]
+    fn updates_tell_null_from_absent() {
+        let u: UpdateKey = from_json(br#"{"description": null, "expires_at": null}"#).unwrap();
+        assert_eq!(u.description, Some(None));
+        assert!(matches!(u.expires_at, Some(None)));
+        assert!(u.name.is_none() && u.metadata.is_none());
+        let u: UpdateKey = from_json(br#"{"description": "d"}"#).unwrap();
+        assert_eq!(u.description, Some(Some(Description("d".into()))));
+    }
+}
