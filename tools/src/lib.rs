@@ -1,1 +1,10 @@
+//! Local tooling, never deployed: the template reader, the local stack's
+//! set-up, the admin CLI's bootstrap and the local gateway.
 
+pub mod bootstrap;
+pub mod gateway;
+pub mod local;
+pub mod resources;
+pub mod template;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -14,7 +14,8 @@ pub async fn create(call: &Call<'_>) -> Reply {
     let body: CreateAccount = call.body()?;
     let scopes = match body.scopes {
         Some(s) => s,
-        None => Scopes::parse_all(ACCOUNT_ADMIN_SCOPES.iter().copied()).map_err(|_| ApiError::Internal)?,
+        None => Scopes::parse_all(ACCOUNT_ADMIN_SCOPES.iter().copied())
+            .map_err(|_| ApiError::Internal)?,
     };
     may_grant(call, &scopes)?;
     let plan = body.plan.unwrap_or_default();
@@ -22,7 +23,10 @@ pub async fn create(call: &Call<'_>) -> Reply {
     let settings = NewKey {
         account_id: account.id.clone(),
         plan,
-        name: body.key_name.map(|n| n.0).unwrap_or_else(|| "admin".to_string()),
+        name: body
+            .key_name
+            .map(|n| n.0)
+            .unwrap_or_else(|| "admin".to_string()),
         description: None,
         scopes,
         environment: keyhub::apikey::Environment::Live,
@@ -31,8 +35,13 @@ pub async fn create(call: &Call<'_>) -> Reply {
         metadata: Default::default(),
     };
     let deps = call.deps;
-    let (key, record) = key::mint(deps.auth.pepper(), &deps.config.key_prefix, settings, call.now)
-        .map_err(|_| ApiError::Internal)?;
+    let (key, record) = key::mint(
+        deps.auth.pepper(),
+        &deps.config.key_prefix,
+        settings,
+        call.now,
+    )
+    .map_err(|_| ApiError::Internal)?;
     deps.store.create_account(&account, &record).await?;
     tracing::info!(account_id = %account.id, key_id = %record.id, "account created");
     Ok((

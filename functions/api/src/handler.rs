@@ -70,9 +70,13 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 
 /// The route by API Gateway's resource path when there is one (in AWS and
 /// behind the local gateway), else by matching the raw path.
-fn find_route(req: &Request) -> Option<(&'static Route, std::collections::HashMap<String, String>)> {
+fn find_route(
+    req: &Request,
+) -> Option<(&'static Route, std::collections::HashMap<String, String>)> {
     match http::resource(req) {
-        Some((resource, params)) => routes::by_resource(req.method(), &resource).map(|r| (r, params)),
+        Some((resource, params)) => {
+            routes::by_resource(req.method(), &resource).map(|r| (r, params))
+        }
         None => routes::find(req.method(), req.uri().path()),
     }
 }
@@ -84,7 +88,10 @@ async fn checked(
     params: &std::collections::HashMap<String, String>,
 ) -> Reply {
     let now = time::now();
-    let record = deps.auth.authenticate(auth::presented_key(req.headers()), now).await?;
+    let record = deps
+        .auth
+        .authenticate(auth::presented_key(req.headers()), now)
+        .await?;
     let principal = Principal::from_record(&record, &deps.config.rate_limits);
     if let Some(scope) = route.scope {
         principal.require(scope)?;

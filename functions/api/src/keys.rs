@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use crate::handler::{Call, Reply};
 use crate::listing::{ListQuery, paginate};
-use crate::requests::{CreateKey, DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, RotateKey, UpdateKey, When};
+use crate::requests::{
+    CreateKey, DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, RotateKey, UpdateKey, When,
+};
 
 const KEY: &str = "API key";
 
@@ -31,7 +33,11 @@ pub(crate) fn may_grant(call: &Call<'_>, scopes: &Scopes) -> Result<(), ApiError
 
 fn future(expires_at: Timestamp, now: Timestamp) -> Result<Timestamp, ApiError> {
     if expires_at <= now {
-        return Err(ApiError::invalid("expires_at", "invalid_value", "expires_at must be in the future"));
+        return Err(ApiError::invalid(
+            "expires_at",
+            "invalid_value",
+            "expires_at must be in the future",
+        ));
     }
     Ok(expires_at)
 }
@@ -62,7 +68,10 @@ pub async fn create(call: &Call<'_>) -> Reply {
     let body: CreateKey = call.body()?;
     let scopes = body.scopes.unwrap_or_default();
     may_grant(call, &scopes)?;
-    let expires_at = body.expires_at.map(|When(t)| future(t, call.now)).transpose()?;
+    let expires_at = body
+        .expires_at
+        .map(|When(t)| future(t, call.now))
+        .transpose()?;
     let settings = NewKey {
         account_id: call.principal.account_id.clone(),
         plan: call.principal.plan,
@@ -75,8 +84,13 @@ pub async fn create(call: &Call<'_>) -> Reply {
         metadata: body.metadata.map(|m| m.0).unwrap_or_default(),
     };
     let deps = call.deps;
-    let (key, record) = key::mint(deps.auth.pepper(), &deps.config.key_prefix, settings, call.now)
-        .map_err(|_| ApiError::Internal)?;
+    let (key, record) = key::mint(
+        deps.auth.pepper(),
+        &deps.config.key_prefix,
+        settings,
+        call.now,
+    )
+    .map_err(|_| ApiError::Internal)?;
     deps.store.put_key(&record).await?;
     tracing::info!(key_id = %record.id, "key created");
     Ok((201, record.view(&deps.config.rate_limits, Some(&key))))
@@ -84,7 +98,11 @@ pub async fn create(call: &Call<'_>) -> Reply {
 
 pub async fn list(call: &Call<'_>) -> Reply {
     let query = ListQuery::parse(&keyhub::http::query(call.req)?)?;
-    let keys = call.deps.store.list_keys(&call.principal.account_id).await?;
+    let keys = call
+        .deps
+        .store
+        .list_keys(&call.principal.account_id)
+        .await?;
     let page = paginate(keys, &query);
     let items: Vec<Value> = page.items.iter().map(|k| view(call, k)).collect();
     Ok((
@@ -165,18 +183,33 @@ pub async fn rotate(call: &Call<'_>) -> Reply {
     }
     match old.state(call.now) {
         KeyState::Usable => {}
-        KeyState::Expired => return Err(ApiError::Conflict("an expired key cannot be rotated".into())),
-        KeyState::Inactive => return Err(ApiError::Conflict("an inactive key cannot be rotated".into())),
+        KeyState::Expired => {
+            return Err(ApiError::Conflict(
+                "an expired key cannot be rotated".into(),
+            ));
+        }
+        KeyState::Inactive => {
+            return Err(ApiError::Conflict(
+                "an inactive key cannot be rotated".into(),
+            ));
+        }
     }
     // The new key's plaintext goes to the caller, so the caller must hold
     // every scope it carries.
     may_grant(call, &old.scopes)?;
     let deps = call.deps;
-    let (key, new) = key::mint(deps.auth.pepper(), &deps.config.key_prefix, old.settings(), call.now)
-        .map_err(|_| ApiError::Internal)?;
+    let (key, new) = key::mint(
+        deps.auth.pepper(),
+        &deps.config.key_prefix,
+        old.settings(),
+        call.now,
+    )
+    .map_err(|_| ApiError::Internal)?;
     let grace_end = call.now + chrono::Duration::seconds(grace as i64);
     let old_expires_at = old.expires_at.map_or(grace_end, |t| t.min(grace_end));
-    deps.store.rotate_key(&old, &new, old_expires_at, call.now).await?;
+    deps.store
+        .rotate_key(&old, &new, old_expires_at, call.now)
+        .await?;
     tracing::info!(old = %old.id, new = %new.id, grace, "key rotated");
     let mut body = new.view(&deps.config.rate_limits, Some(&key));
     body["previous_key"] = json!({

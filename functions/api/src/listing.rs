@@ -70,17 +70,34 @@ fn parse_number(field: &str, v: &str, min: usize, max: usize) -> Result<usize, A
     v.parse::<usize>()
         .ok()
         .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| bad(field, format!("{field} must be a whole number from {min} to {max}")))
+        .ok_or_else(|| {
+            bad(
+                field,
+                format!("{field} must be a whole number from {min} to {max}"),
+            )
+        })
 }
 
 impl ListQuery {
     pub fn parse(q: &HashMap<String, String>) -> Result<Self, ApiError> {
-        const KNOWN: [&str; 8] = ["page", "size", "per_page", "cursor", "is_active", "environment", "sort", "order"];
+        const KNOWN: [&str; 8] = [
+            "page",
+            "size",
+            "per_page",
+            "cursor",
+            "is_active",
+            "environment",
+            "sort",
+            "order",
+        ];
         if let Some(unknown) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(ApiError::invalid(
                 unknown.as_str(),
                 "unknown_parameter",
-                format!("unknown query parameter '{unknown}'; known: {}", KNOWN.join(", ")),
+                format!(
+                    "unknown query parameter '{unknown}'; known: {}",
+                    KNOWN.join(", ")
+                ),
             ));
         }
         let size = match (q.get("size"), q.get("per_page")) {
@@ -108,7 +125,10 @@ impl ListQuery {
         };
         let environment = match q.get("environment") {
             None => None,
-            Some(v) => Some(Environment::parse(v).ok_or_else(|| bad("environment", "environment must be live or test"))?),
+            Some(v) => Some(
+                Environment::parse(v)
+                    .ok_or_else(|| bad("environment", "environment must be live or test"))?,
+            ),
         };
         let view = View {
             sort,
@@ -129,7 +149,10 @@ impl ListQuery {
                     || (given("is_active") && cursor.view.is_active != view.is_active)
                     || (given("environment") && cursor.view.environment != view.environment);
                 if clash {
-                    return Err(bad("cursor", "the cursor belongs to another sort order or filter"));
+                    return Err(bad(
+                        "cursor",
+                        "the cursor belongs to another sort order or filter",
+                    ));
                 }
                 return Ok(ListQuery {
                     view: cursor.view,
@@ -227,7 +250,12 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> Result<ListQuery, ApiError> {
-        ListQuery::parse(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        ListQuery::parse(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     fn field_of(e: ApiError) -> String {

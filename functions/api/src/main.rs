@@ -13,7 +13,11 @@ async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
     let config = Config::from_env()?;
     let sdk = keyhub::aws_config().await;
-    let pepper = keyhub::secrets::load_pepper(&aws_sdk_secretsmanager::Client::new(&sdk), &config.pepper_secret_id).await?;
+    let pepper = keyhub::secrets::load_pepper(
+        &aws_sdk_secretsmanager::Client::new(&sdk),
+        &config.pepper_secret_id,
+    )
+    .await?;
     let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone());
     let deps = Deps {
         auth: Authenticator::new(store.clone(), pepper, config.key_prefix.clone()),
@@ -21,5 +25,8 @@ async fn main() -> Result<(), Error> {
         config: Arc::new(config),
     };
     let deps = &deps;
-    lambda_http::run(service_fn(move |req: Request| async move { Ok::<_, Error>(handle(deps, req).await) })).await
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(handle(deps, req).await)
+    }))
+    .await
 }

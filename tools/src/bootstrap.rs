@@ -1,0 +1,50 @@
+//! The first account and key of a deployment, written straight to DynamoDB
+//! (there is no key yet to call the API with).
+
+use keyhub::account::Account;
+use keyhub::apikey::{ApiKey, Environment, KeyPrefix};
+use keyhub::key::{self, KeyRecord, NewKey};
+use keyhub::limits::Plan;
+use keyhub::pepper::Pepper;
+use keyhub::scope::Scopes;
+use keyhub::store::Store;
+use keyhub::time;
+
+use crate::Error;
+
+pub struct Bootstrapped {
+    pub account: Account,
+    pub key: ApiKey,
+    pub record: KeyRecord,
+}
+
+/// Creates an account and a key with every scope (`*`).
+pub async fn bootstrap(
+    store: &Store,
+    pepper: &Pepper,
+    prefix: &KeyPrefix,
+    account_name: &str,
+    key_name: &str,
+    plan: Plan,
+) -> Result<Bootstrapped, Error> {
+    let now = time::now();
+    let account = Account::new(account_name.to_string(), plan, now)?;
+    let settings = NewKey {
+        account_id: account.id.clone(),
+        plan,
+        name: key_name.to_string(),
+        description: Some("made by keyhub-admin bootstrap".to_string()),
+        scopes: Scopes::parse_all(["*"])?,
+        environment: Environment::Live,
+        expires_at: None,
+        rate_limits: Default::default(),
+        metadata: Default::default(),
+    };
+    let (key, record) = key::mint(pepper, prefix, settings, now)?;
+    store.create_account(&account, &record).await?;
+    Ok(Bootstrapped {
+        account,
+        key,
+        record,
+    })
+}

@@ -1,0 +1,260 @@
+//! Reads template.yaml, the one definition of keyhub's tables, routes and
+//! gateway responses, so that the local stack builds exactly what SAM deploys.
+
+use serde_yaml_ng::Value;
+
+/// template.yaml, compiled in: the tools and the tests always see the
+/// template of the commit they were built from.
+pub const TEMPLATE: &str = include_str!("../../template.yaml");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    pub logical_id: String,
+    pub name: String,
+    /// (attribute, type) where type is S, N or B.
+    pub attributes: Vec<(String, String)>,
+    /// (attribute, HASH or RANGE)
+    pub key_schema: Vec<(String, String)>,
+    pub indexes: Vec<IndexSpec>,
+    pub ttl_attribute: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: String,
+    pub key_schema: Vec<(String, String)>,
+    pub projection: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRoute {
+    pub function: String,
+    pub method: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayResponseSpec {
+    pub response_type: String,
+    pub status: Option<u16>,
+    pub headers: Vec<(String, String)>,
+    pub body_template: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("template.yaml: {0}")]
+pub struct TemplateError(String);
+
+pub struct Template {
+    doc: Value,
+}
+
+fn err(m: impl Into<String>) -> TemplateError {
+    TemplateError(m.into())
+}
+
+/// The value under a tag-free view: `!Sub x` reads as `x`.
+fn untag(v: &Value) -> &Value {
+    match v {
+        Value::Tagged(t) => untag(&t.value),
+        other => other,
+    }
+}
+
+fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    untag(v).as_mapping()?.get(key).map(untag)
+}
+
+fn str_of(v: &Value) -> Option<&str> {
+    untag(v).as_str()
+}
+
+fn pairs(list: Option<&Value>, a: &str, b: &str) -> Result<Vec<(String, String)>, TemplateError> {
+    let Some(list) = list.and_then(|l| l.as_sequence()) else {
+        return Ok(Vec::new());
+    };
+    list.iter()
+        .map(|item| {
+            let x = get(item, a).and_then(str_of);
+            let y = get(item, b).and_then(str_of);
+            match (x, y) {
+                (Some(x), Some(y)) => Ok((x.to_string(), y.to_string())),
+                _ => Err(err(format!("an entry lacks {a} or {b}"))),
+            }
+        })
+        .collect()
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let doc = serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?;
+        Ok(Template { doc })
+    }
+
+    pub fn builtin() -> Result<Self, TemplateError> {
+        Self::parse(TEMPLATE)
+    }
+
+    fn resources(&self) -> impl Iterator<Item = (&str, &Value)> {
+        get(&self.doc, "Resources")
+            .and_then(|r| r.as_mapping())
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter_map(|(k, v)| Some((k.as_str()?, v)))
+    }
+
+    fn of_type<'a>(&'a self, ty: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+        self.resources()
+            .filter(move |(_, r)| get(r, "Type").and_then(str_of) == Some(ty))
+    }
+
+    /// Every DynamoDB table, named as a stack called `stack` would name it.
+    pub fn tables(&self, stack: &str) -> Result<Vec<TableSpec>, TemplateError> {
+        self.of_type("AWS::DynamoDB::Table")
+            .map(|(id, r)| {
+                let p =
+                    get(r, "Properties").ok_or_else(|| err(format!("{id} has no Properties")))?;
+                let name = get(p, "TableName")
+                    .and_then(str_of)
+                    .ok_or_else(|| err(format!("{id} has no TableName")))?
+                    .replace("${AWS::StackName}", stack);
+                let indexes = get(p, "GlobalSecondaryIndexes")
+                    .and_then(|l| l.as_sequence())
+                    .map(|l| {
+                        l.iter()
+                            .map(|g| {
+                                Ok(IndexSpec {
+                                    name: get(g, "IndexName")
+                                        .and_then(str_of)
+                                        .ok_or_else(|| err(format!("{id}: index without a name")))?
+                                        .to_string(),
+                                    key_schema: pairs(
+                                        get(g, "KeySchema"),
+                                        "AttributeName",
+                                        "KeyType",
+                                    )?,
+                                    projection: get(g, "Projection")
+                                        .and_then(|p| get(p, "ProjectionType"))
+                                        .and_then(str_of)
+                                        .unwrap_or("ALL")
+                                        .to_string(),
+                                })
+                            })
+                            .collect::<Result<Vec<_>, TemplateError>>()
+                    })
+                    .transpose()?
+                    .unwrap_or_default();
+                let ttl_attribute = get(p, "TimeToLiveSpecification")
+                    .filter(|t| get(t, "Enabled").and_then(|e| e.as_bool()) == Some(true))
+                    .and_then(|t| get(t, "AttributeName"))
+                    .and_then(str_of)
+                    .map(str::to_string);
+                Ok(TableSpec {
+                    logical_id: id.to_string(),
+                    name,
+                    attributes: pairs(
+                        get(p, "AttributeDefinitions"),
+                        "AttributeName",
+                        "AttributeType",
+                    )?,
+                    key_schema: pairs(get(p, "KeySchema"), "AttributeName", "KeyType")?,
+                    indexes,
+                    ttl_attribute,
+                })
+            })
+            .collect()
+    }
+
+    /// Every `Type: Api` event of every function: the REST API's routes.
+    pub fn api_routes(&self) -> Vec<ApiRoute> {
+        let mut out = Vec::new();
+        for (id, r) in self.of_type("AWS::Serverless::Function") {
+            let events = get(r, "Properties")
+                .and_then(|p| get(p, "Events"))
+                .and_then(|e| e.as_mapping());
+            for (_, ev) in events.into_iter().flat_map(|m| m.iter()) {
+                if get(ev, "Type").and_then(str_of) != Some("Api") {
+                    continue;
+                }
+                let props = get(ev, "Properties");
+                let field = |k| props.and_then(|p| get(p, k)).and_then(str_of);
+                if let (Some(path), Some(method)) = (field("Path"), field("Method")) {
+                    out.push(ApiRoute {
+                        function: id.to_string(),
+                        method: method.to_ascii_uppercase(),
+                        path: path.to_string(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The gateway responses of the first `AWS::Serverless::Api`.
+    pub fn gateway_responses(&self) -> Vec<GatewayResponseSpec> {
+        let Some(responses) = self
+            .of_type("AWS::Serverless::Api")
+            .next()
+            .and_then(|(_, r)| get(r, "Properties"))
+            .and_then(|p| get(p, "GatewayResponses"))
+            .and_then(|g| g.as_mapping())
+        else {
+            return Vec::new();
+        };
+        responses
+            .iter()
+            .filter_map(|(k, v)| {
+                let headers = get(v, "ResponseParameters")
+                    .and_then(|p| get(p, "Headers"))
+                    .and_then(|h| h.as_mapping())
+                    .map(|h| {
+                        h.iter()
+                            .filter_map(|(k, v)| {
+                                Some((k.as_str()?.to_string(), str_of(v)?.to_string()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Some(GatewayResponseSpec {
+                    response_type: k.as_str()?.to_string(),
+                    status: get(v, "StatusCode")
+                        .and_then(|s| {
+                            s.as_u64()
+                                .or_else(|| s.as_str().and_then(|t| t.parse().ok()))
+                        })
+                        .and_then(|s| u16::try_from(s).ok()),
+                    headers,
+                    body_template: get(v, "ResponseTemplates")
+                        .and_then(|t| get(t, "application/json"))
+                        .and_then(str_of)
+                        .unwrap_or("")
+                        .to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_template_parses_and_names_tables_by_stack() {
+        let t = Template::builtin().unwrap();
+        let tables = t.tables("s1").unwrap();
+        let keys = tables.iter().find(|t| t.logical_id == "KeysTable").unwrap();
+        assert_eq!(keys.name, "s1-keys");
+        assert_eq!(
+            keys.key_schema,
+            vec![("id".to_string(), "HASH".to_string())]
+        );
+        assert_eq!(keys.indexes[0].name, "by_account");
+        assert!(!t.api_routes().is_empty());
+        assert!(
+            t.gateway_responses()
+                .iter()
+                .any(|g| g.response_type == "MISSING_AUTHENTICATION_TOKEN")
+        );
+    }
+}
