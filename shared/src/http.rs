@@ -101,6 +101,17 @@ pub fn parse_body<T: DeserializeOwned>(req: &Request, max_bytes: usize) -> Resul
     if !is_json_content_type(req) {
         return Err(ApiError::UnsupportedMediaType);
     }
+    // serde would read a struct from an array, field by field; a request
+    // body is always an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Err(e) => Err(json_error(".", &e)),
+            Ok(_) => Err(ApiError::invalid_body(
+                "invalid_type",
+                "the request body must be a JSON object",
+            )),
+        };
+    }
     from_json(bytes)
 }
 

@@ -1,0 +1,77 @@
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn an_account_comes_with_a_working_admin_key_without_accounts_write() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/api/v1/accounts",
+            &app.admin_key,
+            json!({"name": "Acme", "plan": "pro"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["account"]["name"], "Acme");
+    assert_eq!(r.body["account"]["plan"], "pro");
+    assert_eq!(
+        r.body["api_key"]["scopes"],
+        json!(["keys:*", "usage:*", "webhooks:*"])
+    );
+    let key = r.body["api_key"]["key"].as_str().unwrap();
+
+    let me = app.get("/api/v1/whoami", key).await;
+    assert_eq!(me.body["account"]["id"], r.body["account"]["id"]);
+    assert_eq!(me.body["plan"], "pro");
+    assert_eq!(me.body["limits"]["account"]["per_minute"], 500);
+
+    let r = app
+        .post("/api/v1/accounts", key, json!({"name": "sneaky"}))
+        .await;
+    assert_eq!(r.code(), "insufficient_scope");
+
+    let r = app
+        .post(
+            "/api/v1/accounts",
+            &app.admin_key,
+            json!({"name": "x", "plan": "platinum"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["error"]["details"]["field"], "plan");
+}
+
+#[tokio::test]
+async fn another_accounts_keys_are_not_found_never_forbidden() {
+    let app = spawn_app().await;
+    let (_, other_key) = app.other_account().await;
+    let (_, mine) = app.create_key(json!({"name": "mine"})).await;
+    let id = mine["id"].as_str().unwrap();
+    let path = format!("/api/v1/api-keys/{id}");
+
+    for (method, p, body) in [
+        (Method::GET, path.clone(), None),
+        (Method::PUT, path.clone(), Some(json!({"name": "stolen"}))),
+        (
+            Method::PATCH,
+            path.clone(),
+            Some(json!({"is_active": false})),
+        ),
+        (Method::DELETE, path.clone(), None),
+        (Method::POST, format!("{path}/rotate"), Some(json!({}))),
+    ] {
+        let r = app.call(method.clone(), &p, Some(&other_key), body).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {p}");
+        assert_eq!(r.code(), "not_found");
+    }
+    // Untouched.
+    let r = app.get(&path, &app.admin_key).await;
+    assert_eq!(r.body["name"], "mine");
+    assert_eq!(r.body["is_active"], true);
+
+    let list = app.get("/api/v1/api-keys?size=100", &other_key).await;
+    assert_eq!(list.body["total"], 1, "only the other account's own key");
+    assert_ne!(list.body["api_keys"][0]["id"], id);
+}

@@ -1,0 +1,199 @@
+//! `spawn_app()`: a fresh stack (its own tables and pepper secret on the
+//! shared DynamoDB Local and moto), the local gateway on a free port, and an
+//! admin key. Every integration test starts here.
+
+use std::sync::Arc;
+
+use keyhub::base62;
+use keyhub_tools::bootstrap::bootstrap;
+use keyhub_tools::gateway::{Gateway, serve};
+use keyhub_tools::local::LocalStack;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub stack: LocalStack,
+    /// A key with every scope, of the account `account_id`.
+    pub admin_key: String,
+    pub admin_key_id: String,
+    pub account_id: String,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The contract's error code, asserting the error shape on the way.
+    pub fn code(&self) -> &str {
+        assert_eq!(
+            self.body["status"], "error",
+            "not an error body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.body["request_id"].as_str(),
+            self.header("x-request-id"),
+            "request_id in body and header differ"
+        );
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
+        "the integration tests need the local services: run them with `make test`"
+    );
+    keyhub::aws_config().await
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", base62::random(10).unwrap().to_lowercase())
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// A stack whose functions see `env` on top of the defaults, as if set in
+/// template.yaml.
+pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let stack = LocalStack::provision(&unique("t"), sdk_config().await, None, move |name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .await
+    .expect("provision a test stack");
+    let admin = bootstrap(
+        &stack.store,
+        &stack.pepper,
+        &stack.config.key_prefix,
+        "test admin",
+        "admin",
+        keyhub::limits::Plan::Enterprise,
+    )
+    .await
+    .expect("bootstrap");
+    let gateway = Arc::new(Gateway::new(stack.api_deps()).expect("gateway"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, gateway, async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        admin_key: admin.key.expose().to_string(),
+        admin_key_id: admin.record.id,
+        account_id: admin.account.id,
+        stack,
+        _shutdown: tx,
+    }
+}
+
+impl TestApp {
+    /// Sends a request with `key` as a Bearer token (if any) and a JSON body
+    /// (if any).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        into_resp(req.send().await.expect("request")).await
+    }
+
+    pub async fn raw(&self, req: reqwest::RequestBuilder) -> Resp {
+        into_resp(req.send().await.expect("request")).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Resp {
+        self.call(Method::GET, path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(key), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> Resp {
+        self.call(Method::DELETE, path, Some(key), None).await
+    }
+
+    /// Creates a key with the admin key; returns (plaintext, key object).
+    pub async fn create_key(&self, body: Value) -> (String, Value) {
+        self.create_key_as(&self.admin_key, body).await
+    }
+
+    pub async fn create_key_as(&self, key: &str, body: Value) -> (String, Value) {
+        let r = self.post("/api/v1/api-keys", key, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        (r.body["key"].as_str().unwrap().to_string(), r.body)
+    }
+
+    /// A key with the given scopes.
+    pub async fn key_with(&self, scopes: &[&str]) -> String {
+        self.create_key(json!({"name": "scoped", "scopes": scopes}))
+            .await
+            .0
+    }
+
+    /// A second account and its admin key: (account id, key).
+    pub async fn other_account(&self) -> (String, String) {
+        let r = self
+            .post(
+                "/api/v1/accounts",
+                &self.admin_key,
+                json!({"name": "other", "plan": "pro"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        (
+            r.body["account"]["id"].as_str().unwrap().to_string(),
+            r.body["api_key"]["key"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+async fn into_resp(r: reqwest::Response) -> Resp {
+    let status = r.status();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
