@@ -6,6 +6,7 @@ mod auth;
 mod errors;
 mod helpers;
 mod keys;
+mod openapi;
 mod paging;
 mod rotation;
 mod template;

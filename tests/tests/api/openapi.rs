@@ -1,0 +1,99 @@
+//! openapi.yaml describes every route of the code, with the same scope, and
+//! nothing else.
+
+use std::collections::BTreeSet;
+
+use keyhub::routes::ROUTES;
+use serde_yaml_ng::Value;
+
+const OPENAPI: &str = include_str!("../../../openapi.yaml");
+
+fn operations() -> Vec<(String, String, Option<String>)> {
+    let doc: Value = serde_yaml_ng::from_str(OPENAPI).expect("openapi.yaml parses");
+    assert_eq!(doc["openapi"].as_str(), Some("3.1.0"));
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_mapping().expect("paths") {
+        for (method, op) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap();
+            if method == "parameters" {
+                continue;
+            }
+            let scope = match &op["x-required-scope"] {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone()),
+                other => panic!("{method} {path:?}: x-required-scope is {other:?}"),
+            };
+            assert!(
+                op.get("x-required-scope").is_some(),
+                "{method} {path:?} names no scope"
+            );
+            out.push((
+                method.to_ascii_uppercase(),
+                path.as_str().unwrap().to_string(),
+                scope,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_route_is_documented_with_its_scope_and_nothing_else_is() {
+    let documented: BTreeSet<_> = operations().into_iter().collect();
+    let coded: BTreeSet<_> = ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_string(),
+                r.path.to_string(),
+                r.scope.map(str::to_string),
+            )
+        })
+        .collect();
+    let missing: Vec<_> = coded.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&coded).collect();
+    assert!(
+        missing.is_empty(),
+        "in the code but not in openapi.yaml: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "in openapi.yaml but not in the code: {extra:?}"
+    );
+}
+
+#[test]
+fn every_error_code_the_api_can_answer_is_in_the_schema() {
+    let doc: Value = serde_yaml_ng::from_str(OPENAPI).unwrap();
+    let codes: BTreeSet<&str> =
+        doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+    use keyhub::ApiError::*;
+    for e in [
+        keyhub::ApiError::invalid("f", "r", "m"),
+        MissingApiKey,
+        InvalidApiKey,
+        ApiKeyExpired,
+        ApiKeyInactive,
+        InsufficientScope {
+            required: "x".into(),
+        },
+        NotFound { what: "x" },
+        Conflict("x".into()),
+        PayloadTooLarge { limit: 1 },
+        UnsupportedMediaType,
+        RateLimited {
+            limit: 1,
+            window: "minute",
+            retry_after: 1,
+        },
+        Internal,
+        ServiceUnavailable { retry_after: 1 },
+    ] {
+        assert!(codes.contains(e.code()), "{} is not documented", e.code());
+    }
+}
