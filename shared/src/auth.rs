@@ -1,13 +1,19 @@
 //! Checking a presented key: format and checksum first (no I/O), then one
 //! GetItem by the id derived from its digest.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
 use http::HeaderMap;
+use serde_json::Value;
 
 use crate::apikey::{ApiKey, KeyPrefix};
+use crate::cache::{CacheSettings, Cached, KeyCache};
 use crate::error::ApiError;
 use crate::key::{KeyRecord, KeyState};
 use crate::limits::{Limits, Plan, RateLimitPolicy};
-use crate::pepper::Pepper;
+use crate::pepper::{KeyId, Pepper};
 use crate::scope::Scopes;
 use crate::store::Store;
 use crate::time::Timestamp;
@@ -37,6 +43,41 @@ impl Principal {
         }
     }
 
+    /// The authorizer's context for API Gateway: flat string values, read
+    /// back by `from_context` in the function behind the gateway.
+    pub fn to_context(&self) -> HashMap<String, Value> {
+        HashMap::from([
+            ("key_id".to_string(), Value::from(self.key_id.as_str())),
+            (
+                "account_id".to_string(),
+                Value::from(self.account_id.as_str()),
+            ),
+            ("scopes".to_string(), Value::from(self.scopes.joined())),
+            ("plan".to_string(), Value::from(self.plan.as_str())),
+            (
+                "key_limits".to_string(),
+                Value::from(limits_text(&self.key_limits)),
+            ),
+            (
+                "account_limits".to_string(),
+                Value::from(limits_text(&self.account_limits)),
+            ),
+        ])
+    }
+
+    /// The principal an authorizer put in the request context, if any.
+    pub fn from_context(ctx: &HashMap<String, Value>) -> Option<Self> {
+        let get = |k: &str| ctx.get(k).and_then(Value::as_str);
+        Some(Principal {
+            key_id: get("key_id")?.to_string(),
+            account_id: get("account_id")?.to_string(),
+            scopes: Scopes::parse_all(get("scopes")?.split_whitespace()).ok()?,
+            plan: Plan::parse(get("plan")?)?,
+            key_limits: parse_limits(get("key_limits")?)?,
+            account_limits: parse_limits(get("account_limits")?)?,
+        })
+    }
+
     pub fn require(&self, scope: &str) -> Result<(), ApiError> {
         if self.scopes.allows(scope) {
             Ok(())
@@ -46,6 +87,25 @@ impl Principal {
             })
         }
     }
+}
+
+/// `minute/hour/day`, `-` for no limit: `100/1000/-`.
+fn limits_text(l: &Limits) -> String {
+    let f = |v: Option<u64>| v.map_or("-".to_string(), |n| n.to_string());
+    format!("{}/{}/{}", f(l.per_minute), f(l.per_hour), f(l.per_day))
+}
+
+fn parse_limits(s: &str) -> Option<Limits> {
+    let mut parts = s.split('/').map(|p| match p {
+        "-" => Some(None),
+        n => n.parse().ok().map(Some),
+    });
+    let l = Limits {
+        per_minute: parts.next()??,
+        per_hour: parts.next()??,
+        per_day: parts.next()??,
+    };
+    parts.next().is_none().then_some(l)
 }
 
 /// The key a request presents: `Authorization: Bearer <key>` first, then
@@ -75,14 +135,16 @@ pub struct Authenticator {
     store: Store,
     pepper: Pepper,
     prefix: KeyPrefix,
+    cache: Arc<KeyCache>,
 }
 
 impl Authenticator {
-    pub fn new(store: Store, pepper: Pepper, prefix: KeyPrefix) -> Self {
+    pub fn new(store: Store, pepper: Pepper, prefix: KeyPrefix, cache: CacheSettings) -> Self {
         Authenticator {
             store,
             pepper,
             prefix,
+            cache: Arc::new(KeyCache::new(cache)),
         }
     }
 
@@ -90,30 +152,48 @@ impl Authenticator {
         &self.pepper
     }
 
-    /// Checks a presented key and returns its record if it may be used now.
-    #[tracing::instrument(skip_all)]
+    /// Drops a key from this environment's cache, after changing it here.
+    pub fn forget(&self, id: &KeyId) {
+        self.cache.forget(id);
+    }
+
+    /// Checks a presented key and returns its record if it may be used now:
+    /// no I/O for a malformed key or a cached one, else one GetItem.
     pub async fn authenticate(
         &self,
         presented: Option<&str>,
         now: Timestamp,
-    ) -> Result<KeyRecord, ApiError> {
+    ) -> Result<Arc<KeyRecord>, ApiError> {
         let raw = presented.ok_or(ApiError::MissingApiKey)?;
         let key = ApiKey::parse(raw, &self.prefix).map_err(|reason| {
             tracing::debug!(%reason, "malformed key");
             ApiError::InvalidApiKey
         })?;
         let digest = self.pepper.digest(&key);
-        let record = self
-            .store
-            .get_key(digest.key_id().as_str())
-            .await?
-            .filter(|r| digest.matches_hex(&r.digest))
-            .ok_or(ApiError::InvalidApiKey)?;
+        let record = match self.cache.get(&digest, Instant::now()) {
+            Cached::Known(r) => r,
+            Cached::Unknown => return Err(ApiError::InvalidApiKey),
+            Cached::Miss => {
+                let fetched = Instant::now();
+                let record = self
+                    .fetch(&digest.key_id())
+                    .await?
+                    .filter(|r| digest.matches_hex(&r.digest))
+                    .map(Arc::new);
+                self.cache.put(digest, record.clone(), fetched);
+                record.ok_or(ApiError::InvalidApiKey)?
+            }
+        };
         match record.state(now) {
             KeyState::Usable => Ok(record),
             KeyState::Expired => Err(ApiError::ApiKeyExpired),
             KeyState::Inactive => Err(ApiError::ApiKeyInactive),
         }
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn fetch(&self, id: &KeyId) -> Result<Option<KeyRecord>, ApiError> {
+        Ok(self.store.get_key(id.as_str()).await?)
     }
 }
 
@@ -151,6 +231,27 @@ mod tests {
             presented_key(&headers(&[("x-api-key", "abc")])),
             Some("abc")
         );
+    }
+
+    #[test]
+    fn principals_survive_the_authorizer_context() {
+        let p = Principal {
+            key_id: "key_1".into(),
+            account_id: "acct_1".into(),
+            scopes: Scopes::parse_all(["keys:read", "*"]).unwrap(),
+            plan: Plan::Enterprise,
+            key_limits: Limits::new(1, 2, 3),
+            account_limits: Limits {
+                per_minute: Some(10),
+                per_hour: None,
+                per_day: None,
+            },
+        };
+        assert_eq!(Principal::from_context(&p.to_context()), Some(p));
+        assert_eq!(Principal::from_context(&HashMap::new()), None);
+        assert_eq!(parse_limits("1/2"), None);
+        assert_eq!(parse_limits("1/2/3/4"), None);
+        assert_eq!(parse_limits("x/2/3"), None);
     }
 
     #[test]

@@ -18,6 +18,15 @@ pub fn encode_fixed(mut value: u128, width: usize) -> String {
     out.into_iter().map(char::from).collect()
 }
 
+/// Decodes digits written by `encode_fixed`; `None` on a foreign character
+/// or overflow.
+pub fn decode(s: &str) -> Option<u128> {
+    s.bytes().try_fold(0u128, |acc, b| {
+        let digit = ALPHABET.iter().position(|&a| a == b)? as u128;
+        acc.checked_mul(62)?.checked_add(digit)
+    })
+}
+
 pub fn is_base62(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
@@ -50,6 +59,10 @@ mod tests {
         assert_eq!(encode_fixed(62, 3), "010");
         assert_eq!(encode_fixed(u32::MAX as u128, 6), "4gfFC3");
         assert_eq!(encode_fixed(u128::MAX, 22).len(), 22);
+        assert_eq!(decode(&encode_fixed(u128::MAX, 22)), Some(u128::MAX));
+        assert_eq!(decode("4gfFC3"), Some(u32::MAX as u128));
+        assert_eq!(decode("zzzzzzzzzzzzzzzzzzzzzz"), None);
+        assert_eq!(decode("ab-"), None);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Settings read once per cold start from the environment. Every variable is
 //! listed in the README's configuration table.
 
+use std::time::Duration;
+
 use crate::apikey::KeyPrefix;
+use crate::cache::CacheSettings;
 use crate::limits::RateLimitPolicy;
 use crate::store::Tables;
 
@@ -14,6 +17,10 @@ pub struct Config {
     pub rate_limits: RateLimitPolicy,
     /// Largest request body the API accepts.
     pub max_body_bytes: usize,
+    pub key_cache: CacheSettings,
+    /// Let requests through unmetered when the counters cannot be reached
+    /// (they are still authenticated). Off by default: such requests get 503.
+    pub rate_limit_fail_open: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,21 +51,53 @@ impl Config {
                 .map_err(|e| ConfigError(format!("KEYHUB_RATE_LIMITS is not valid: {e}")))?,
             _ => RateLimitPolicy::default(),
         };
-        let max_body_bytes = match get("KEYHUB_MAX_BODY_BYTES") {
-            Some(v) => v
-                .parse()
-                .map_err(|_| ConfigError(format!("KEYHUB_MAX_BODY_BYTES is not a number: {v}")))?,
-            None => DEFAULT_MAX_BODY_BYTES,
+        let number = |name: &str, default: f64| -> Result<f64, ConfigError> {
+            match get(name) {
+                Some(v) if !v.is_empty() => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n >= 0.0)
+                    .ok_or_else(|| {
+                        ConfigError(format!("{name} is not a non-negative number: {v}"))
+                    }),
+                _ => Ok(default),
+            }
+        };
+        let defaults = CacheSettings::default();
+        let key_cache = CacheSettings {
+            ttl: Duration::from_secs_f64(number(
+                "KEYHUB_AUTH_CACHE_TTL_SECONDS",
+                defaults.ttl.as_secs_f64(),
+            )?),
+            negative_ttl: Duration::from_secs_f64(number(
+                "KEYHUB_AUTH_NEGATIVE_CACHE_TTL_SECONDS",
+                defaults.negative_ttl.as_secs_f64(),
+            )?),
+            capacity: number("KEYHUB_AUTH_CACHE_SIZE", defaults.capacity as f64)? as usize,
+        };
+        let max_body_bytes =
+            number("KEYHUB_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as f64)? as usize;
+        let rate_limit_fail_open = match get("KEYHUB_RATE_LIMIT_FAIL_OPEN").as_deref() {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(v) => {
+                return Err(ConfigError(format!(
+                    "KEYHUB_RATE_LIMIT_FAIL_OPEN must be true or false, not {v}"
+                )));
+            }
         };
         Ok(Config {
             key_prefix,
             tables: Tables {
                 keys: required("KEYS_TABLE")?,
                 accounts: required("ACCOUNTS_TABLE")?,
+                counters: required("COUNTERS_TABLE")?,
             },
             pepper_secret_id: required("PEPPER_SECRET_ID")?,
             rate_limits,
             max_body_bytes,
+            key_cache,
+            rate_limit_fail_open,
         })
     }
 }
@@ -76,9 +115,10 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    const BASE: [(&str, &str); 3] = [
+    const BASE: [(&str, &str); 4] = [
         ("KEYS_TABLE", "s-keys"),
         ("ACCOUNTS_TABLE", "s-accounts"),
+        ("COUNTERS_TABLE", "s-counters"),
         ("PEPPER_SECRET_ID", "keyhub/pepper"),
     ];
 
@@ -89,11 +129,30 @@ mod tests {
         assert_eq!(c.tables.keys, "s-keys");
         assert_eq!(c.rate_limits, RateLimitPolicy::default());
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.key_cache, CacheSettings::default());
+        assert!(!c.rate_limit_fail_open);
+    }
+
+    #[test]
+    fn cache_settings_and_fail_open() {
+        let mut env = BASE.to_vec();
+        env.extend([
+            ("KEYHUB_AUTH_CACHE_TTL_SECONDS", "0.5"),
+            ("KEYHUB_AUTH_CACHE_SIZE", "7"),
+            ("KEYHUB_RATE_LIMIT_FAIL_OPEN", "true"),
+        ]);
+        let c = Config::from_lookup(lookup(&env)).unwrap();
+        assert_eq!(c.key_cache.ttl, Duration::from_millis(500));
+        assert_eq!(c.key_cache.capacity, 7);
+        assert!(c.rate_limit_fail_open);
+        let mut env = BASE.to_vec();
+        env.push(("KEYHUB_AUTH_CACHE_TTL_SECONDS", "-1"));
+        assert!(Config::from_lookup(lookup(&env)).is_err());
     }
 
     #[test]
     fn missing_and_bad_values_are_named() {
-        let err = Config::from_lookup(lookup(&BASE[..2])).unwrap_err();
+        let err = Config::from_lookup(lookup(&BASE[..3])).unwrap_err();
         assert!(err.to_string().contains("PEPPER_SECRET_ID"));
         let mut bad = BASE.to_vec();
         bad.push(("KEYHUB_KEY_PREFIX", "Bad_Prefix"));

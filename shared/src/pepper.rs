@@ -61,12 +61,17 @@ impl fmt::Debug for KeyDigest {
 }
 
 impl KeyDigest {
-    pub fn key_id(&self) -> KeyId {
+    /// The first 128 bits: the key's id as a number.
+    pub fn id_number(&self) -> u128 {
         let mut head = [0u8; 16];
         head.copy_from_slice(&self.0[..16]);
+        u128::from_be_bytes(head)
+    }
+
+    pub fn key_id(&self) -> KeyId {
         KeyId(format!(
             "key_{}",
-            base62::encode_fixed(u128::from_be_bytes(head), KEY_ID_DIGITS)
+            base62::encode_fixed(self.id_number(), KEY_ID_DIGITS)
         ))
     }
 
@@ -98,7 +103,13 @@ impl KeyId {
     /// Parses an id from a path; anything else is simply not found.
     pub fn parse(s: &str) -> Option<Self> {
         let digits = s.strip_prefix("key_")?;
-        (digits.len() == KEY_ID_DIGITS && base62::is_base62(digits)).then(|| KeyId(s.to_string()))
+        (digits.len() == KEY_ID_DIGITS && base62::decode(digits).is_some())
+            .then(|| KeyId(s.to_string()))
+    }
+
+    /// The id as a number (what `KeyDigest::id_number` gives).
+    pub fn number(&self) -> u128 {
+        base62::decode(&self.0[4..]).unwrap_or_default()
     }
 
     pub fn as_str(&self) -> &str {
@@ -133,8 +144,10 @@ mod tests {
     #[test]
     fn id_depends_on_pepper_and_key_and_parses_back() {
         let key = ApiKey::generate(&KeyPrefix::default(), Environment::Live).unwrap();
-        let id = pepper().digest(&key).key_id();
+        let digest = pepper().digest(&key);
+        let id = digest.key_id();
         assert_eq!(KeyId::parse(id.as_str()), Some(id.clone()));
+        assert_eq!(id.number(), digest.id_number());
         let other = Pepper::new(&[8u8; 32]).unwrap().digest(&key).key_id();
         assert_ne!(id, other);
     }

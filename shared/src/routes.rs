@@ -13,6 +13,9 @@ pub struct Route {
     pub path: &'static str,
     /// The scope a key needs; `None` means any valid key.
     pub scope: Option<&'static str>,
+    /// Whether a call counts against the caller's rate limits. Only the
+    /// verify route is not: it meters the key it verifies instead.
+    pub metered: bool,
 }
 
 const fn route(method: Method, path: &'static str, scope: Option<&'static str>) -> Route {
@@ -20,6 +23,7 @@ const fn route(method: Method, path: &'static str, scope: Option<&'static str>) 
         method,
         path,
         scope,
+        metered: true,
     }
 }
 
@@ -37,6 +41,12 @@ pub const ROUTES: &[Route] = &[
         Some("keys:write"),
     ),
     route(Method::GET, "/api/v1/whoami", None),
+    Route {
+        method: Method::POST,
+        path: "/api/v1/keys/verify",
+        scope: Some("keys:verify"),
+        metered: false,
+    },
 ];
 
 /// The route for a method and an API Gateway resource path, as API Gateway

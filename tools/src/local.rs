@@ -2,8 +2,6 @@
 //! from template.yaml, its configuration, and the handlers' dependencies.
 //! `keyhub-local` and the tests' `spawn_app` both start here.
 
-use std::sync::Arc;
-
 use aws_config::SdkConfig;
 use keyhub::auth::Authenticator;
 use keyhub::config::Config;
@@ -65,14 +63,20 @@ impl LocalStack {
     }
 
     pub fn api_deps(&self) -> keyhub_api::Deps {
-        keyhub_api::Deps {
-            store: self.store.clone(),
-            auth: Authenticator::new(
-                self.store.clone(),
-                self.pepper.clone(),
-                self.config.key_prefix.clone(),
-            ),
-            config: Arc::new(self.config.clone()),
-        }
+        keyhub_api::Deps::new(
+            self.store.client().clone(),
+            self.pepper.clone(),
+            self.config.clone(),
+        )
+    }
+
+    /// An authenticator like the functions', with this stack's cache settings.
+    pub fn authenticator(&self) -> Authenticator {
+        Authenticator::new(
+            self.store.clone(),
+            self.pepper.clone(),
+            self.config.key_prefix.clone(),
+            self.config.key_cache,
+        )
     }
 }

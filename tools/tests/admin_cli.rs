@@ -1,7 +1,6 @@
 //! `keyhub-admin bootstrap` as a user runs it: the real binary against the
 //! local services (AWS_ENDPOINT_URL_* set by `make test`).
 
-use keyhub::auth::Authenticator;
 use keyhub_tools::local::LocalStack;
 
 #[tokio::test]
@@ -43,11 +42,7 @@ async fn bootstrap_prints_a_working_key_with_every_scope_once() {
     );
     assert!(!stderr.contains(key), "the key is printed once");
 
-    let auth = Authenticator::new(
-        stack.store.clone(),
-        stack.pepper.clone(),
-        stack.config.key_prefix.clone(),
-    );
+    let auth = stack.authenticator();
     let record = auth
         .authenticate(Some(key), keyhub::time::now())
         .await

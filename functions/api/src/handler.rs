@@ -1,12 +1,14 @@
-//! The management API's one entry point: find the route, check the caller,
-//! run the endpoint, answer in the contract's shape. The Lambda (`main.rs`),
-//! the local gateway and the tests all call `handle`.
+//! The management API's one entry point: find the route, let the guard check
+//! the caller, run the endpoint, answer in the contract's shape. The Lambda
+//! (`main.rs`), the local gateway and the tests all call `handle`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use keyhub::ApiError;
-use keyhub::auth::{self, Authenticator, Principal};
+use keyhub::auth::Principal;
 use keyhub::config::Config;
+use keyhub::guard::{self, Guard, Metering};
 use keyhub::http;
 use keyhub::key::KeyRecord;
 use keyhub::routes::{self, Route};
@@ -15,14 +17,42 @@ use keyhub::time::{self, Timestamp};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
-use crate::{accounts, keys, whoami};
+use crate::{accounts, keys, verify, whoami};
 
 /// Everything a request needs, built once per cold start.
 #[derive(Clone)]
 pub struct Deps {
     pub store: Store,
-    pub auth: Authenticator,
+    pub guard: Guard,
     pub config: Arc<Config>,
+}
+
+impl Deps {
+    pub fn new(
+        ddb: aws_sdk_dynamodb::Client,
+        pepper: keyhub::pepper::Pepper,
+        config: Config,
+    ) -> Self {
+        let store = Store::new(ddb.clone(), config.tables.clone());
+        let auth = keyhub::auth::Authenticator::new(
+            store.clone(),
+            pepper,
+            config.key_prefix.clone(),
+            config.key_cache,
+        );
+        let limiter = keyhub::ratelimit::Limiter::new(ddb, config.tables.counters.clone());
+        let guard = Guard::new(
+            auth,
+            limiter,
+            config.rate_limits.clone(),
+            config.rate_limit_fail_open,
+        );
+        Deps {
+            store,
+            guard,
+            config: Arc::new(config),
+        }
+    }
 }
 
 /// What an endpoint returns: a status and a JSON body.
@@ -35,7 +65,7 @@ pub struct Call<'a> {
     pub principal: &'a Principal,
     /// The caller's own key.
     pub caller: &'a KeyRecord,
-    pub params: &'a std::collections::HashMap<String, String>,
+    pub params: &'a HashMap<String, String>,
     pub now: Timestamp,
 }
 
@@ -53,11 +83,33 @@ impl Call<'_> {
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let request_id = http::request_id(&req);
     tracing::Span::current().record("request_id", request_id.as_str());
-    let reply = match find_route(&req) {
-        Some((route, params)) => checked(deps, &req, route, &params).await,
-        None => Err(ApiError::NotFound { what: "route" }),
+    let Some((route, params)) = find_route(&req) else {
+        return http::error(&ApiError::NotFound { what: "route" }, &request_id);
     };
-    match reply {
+    let now = time::now();
+    let metering = if route.metered {
+        Metering::Caller
+    } else {
+        Metering::None
+    };
+    let (reply, rate) = match deps.guard.admit(&req, route.scope, metering, now).await {
+        Ok(admitted) => {
+            let Some(caller) = admitted.record.as_deref() else {
+                return http::error(&ApiError::Internal, &request_id);
+            };
+            let call = Call {
+                deps,
+                req: &req,
+                principal: &admitted.principal,
+                caller,
+                params: &params,
+                now,
+            };
+            (dispatch(route, &call).await, admitted.rate)
+        }
+        Err(rejection) => (Err(rejection.error), rejection.rate),
+    };
+    let mut resp = match reply {
         Ok((status, body)) => http::json(status, &body, &request_id),
         Err(e) => {
             if e.status() >= 500 {
@@ -65,46 +117,20 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             }
             http::error(&e, &request_id)
         }
-    }
+    };
+    guard::rate_headers(&mut resp, rate.as_ref());
+    resp
 }
 
 /// The route by API Gateway's resource path when there is one (in AWS and
 /// behind the local gateway), else by matching the raw path.
-fn find_route(
-    req: &Request,
-) -> Option<(&'static Route, std::collections::HashMap<String, String>)> {
+fn find_route(req: &Request) -> Option<(&'static Route, HashMap<String, String>)> {
     match http::resource(req) {
         Some((resource, params)) => {
             routes::by_resource(req.method(), &resource).map(|r| (r, params))
         }
         None => routes::find(req.method(), req.uri().path()),
     }
-}
-
-async fn checked(
-    deps: &Deps,
-    req: &Request,
-    route: &'static Route,
-    params: &std::collections::HashMap<String, String>,
-) -> Reply {
-    let now = time::now();
-    let record = deps
-        .auth
-        .authenticate(auth::presented_key(req.headers()), now)
-        .await?;
-    let principal = Principal::from_record(&record, &deps.config.rate_limits);
-    if let Some(scope) = route.scope {
-        principal.require(scope)?;
-    }
-    let call = Call {
-        deps,
-        req,
-        principal: &principal,
-        caller: &record,
-        params,
-        now,
-    };
-    dispatch(route, &call).await
 }
 
 /// The endpoints, one per route of the route table.
@@ -118,6 +144,7 @@ enum Endpoint {
     DeleteKey,
     RotateKey,
     WhoAmI,
+    Verify,
 }
 
 fn endpoint(route: &Route) -> Option<Endpoint> {
@@ -131,6 +158,7 @@ fn endpoint(route: &Route) -> Option<Endpoint> {
         (&Method::DELETE, "/api/v1/api-keys/{id}") => Endpoint::DeleteKey,
         (&Method::POST, "/api/v1/api-keys/{id}/rotate") => Endpoint::RotateKey,
         (&Method::GET, "/api/v1/whoami") => Endpoint::WhoAmI,
+        (&Method::POST, "/api/v1/keys/verify") => Endpoint::Verify,
         _ => return None,
     })
 }
@@ -148,6 +176,7 @@ async fn dispatch(route: &Route, call: &Call<'_>) -> Reply {
         Endpoint::DeleteKey => keys::delete(call).await,
         Endpoint::RotateKey => keys::rotate(call).await,
         Endpoint::WhoAmI => whoami::get(call).await,
+        Endpoint::Verify => verify::verify(call).await,
     }
 }
 

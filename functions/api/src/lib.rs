@@ -5,6 +5,7 @@ pub mod handler;
 mod keys;
 pub mod listing;
 pub mod requests;
+mod verify;
 mod whoami;
 
 pub use handler::{Deps, handle};

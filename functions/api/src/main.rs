@@ -1,10 +1,6 @@
 //! Lambda entry point: one-time set-up, then `handler::handle` per request.
 
-use std::sync::Arc;
-
-use keyhub::auth::Authenticator;
 use keyhub::config::Config;
-use keyhub::store::Store;
 use keyhub_api::{Deps, handle};
 use lambda_http::{Error, Request, service_fn};
 
@@ -18,12 +14,7 @@ async fn main() -> Result<(), Error> {
         &config.pepper_secret_id,
     )
     .await?;
-    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone());
-    let deps = Deps {
-        auth: Authenticator::new(store.clone(), pepper, config.key_prefix.clone()),
-        store,
-        config: Arc::new(config),
-    };
+    let deps = Deps::new(aws_sdk_dynamodb::Client::new(&sdk), pepper, config);
     let deps = &deps;
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, Error>(handle(deps, req).await)

@@ -24,6 +24,8 @@ pub const KEYS_BY_ACCOUNT_INDEX: &str = "by_account";
 pub struct Tables {
     pub keys: String,
     pub accounts: String,
+    /// Rate-limit counters, one item per subject and window instance.
+    pub counters: String,
 }
 
 impl Tables {
@@ -32,14 +34,16 @@ impl Tables {
         Tables {
             keys: format!("{stack}-keys"),
             accounts: format!("{stack}-accounts"),
+            counters: format!("{stack}-counters"),
         }
     }
 
     /// Pairs of (environment variable, table name), as the functions read them.
-    pub fn env_vars(&self) -> [(&'static str, &str); 2] {
+    pub fn env_vars(&self) -> [(&'static str, &str); 3] {
         [
             ("KEYS_TABLE", &self.keys),
             ("ACCOUNTS_TABLE", &self.accounts),
+            ("COUNTERS_TABLE", &self.counters),
         ]
     }
 }

@@ -25,7 +25,7 @@ async fn an_account_comes_with_a_working_admin_key_without_accounts_write() {
     let me = app.get("/api/v1/whoami", key).await;
     assert_eq!(me.body["account"]["id"], r.body["account"]["id"]);
     assert_eq!(me.body["plan"], "pro");
-    assert_eq!(me.body["limits"]["account"]["per_minute"], 500);
+    assert_eq!(me.body["limits"]["account"]["per_minute"], 100000);
 
     let r = app
         .post("/api/v1/accounts", key, json!({"name": "sneaky"}))

@@ -1,7 +1,4 @@
-use std::sync::Arc;
-
-use keyhub::auth::Authenticator;
-use keyhub::store::{Store, Tables};
+use keyhub::store::Tables;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -166,14 +163,10 @@ async fn deps_with(endpoint: &str, tables: Tables) -> keyhub_api::Deps {
             .endpoint_url(endpoint)
             .build(),
     );
-    let store = Store::new(ddb, tables.clone());
     let pepper = keyhub::pepper::Pepper::new(&[9u8; 32]).unwrap();
-    let config = keyhub_tools::local::stack_config("x", |_| None).unwrap();
-    keyhub_api::Deps {
-        auth: Authenticator::new(store.clone(), pepper, config.key_prefix.clone()),
-        store,
-        config: Arc::new(config),
-    }
+    let mut config = keyhub_tools::local::stack_config("x", |_| None).unwrap();
+    config.tables = tables;
+    keyhub_api::Deps::new(ddb, pepper, config)
 }
 
 fn whoami_request(key: &str) -> lambda_http::Request {

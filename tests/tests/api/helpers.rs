@@ -61,8 +61,17 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", base62::random(10).unwrap().to_lowercase())
 }
 
+/// Limits high enough that only the rate-limit tests meet them; those set
+/// their own.
+pub const ROOMY_LIMITS: &str = r#"{
+    "key_default": {"per_minute": 100000, "per_hour": 1000000, "per_day": 10000000},
+    "free": {"per_minute": 100000, "per_hour": 1000000, "per_day": 10000000},
+    "pro": {"per_minute": 100000, "per_hour": 1000000, "per_day": 10000000},
+    "enterprise": {"per_minute": 100000}
+}"#;
+
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
+    spawn_app_with(&[("KEYHUB_RATE_LIMITS", ROOMY_LIMITS)]).await
 }
 
 /// A stack whose functions see `env` on top of the defaults, as if set in

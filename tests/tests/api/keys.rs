@@ -22,7 +22,7 @@ async fn a_new_key_is_shown_once_and_stored_only_as_a_digest() {
     assert_eq!(created["scopes"], json!(["invoices:read"]));
     assert_eq!(
         created["rate_limits"],
-        json!({"per_minute": 20, "per_hour": 1000, "per_day": 10000})
+        json!({"per_minute": 20, "per_hour": 1000000, "per_day": 10000000})
     );
     assert_eq!(created["metadata"], json!({"team": "billing"}));
     assert_eq!(created["usage_count"], 0);
@@ -116,7 +116,7 @@ async fn update_with_put_and_patch() {
     assert_eq!(r.body["description"], json!(null));
     assert_eq!(r.body["expires_at"], json!(null));
     assert_eq!(
-        r.body["rate_limits"]["per_hour"], 1000,
+        r.body["rate_limits"]["per_hour"], 1000000,
         "null returns to the defaults"
     );
 

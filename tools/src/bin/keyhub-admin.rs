@@ -67,6 +67,11 @@ async fn main() -> Result<(), Error> {
         accounts: accounts_table
             .or_else(|| from_stack.as_ref().map(|t| t.accounts.clone()))
             .ok_or("give --stack or --accounts-table")?,
+        // Bootstrap touches no counters.
+        counters: from_stack
+            .as_ref()
+            .map(|t| t.counters.clone())
+            .unwrap_or_default(),
     };
     let secret_id = pepper_secret_id
         .or_else(|| stack.as_ref().map(|s| format!("{s}/pepper")))

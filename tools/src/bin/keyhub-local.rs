@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use clap::Parser;
 use keyhub::apikey::ApiKey;
-use keyhub::auth::Authenticator;
 use keyhub::limits::Plan;
 use keyhub_tools::Error;
 use keyhub_tools::bootstrap::bootstrap;
@@ -71,11 +70,7 @@ async fn main() -> Result<(), Error> {
 /// The key from the last start if it still works, else a new account and key.
 /// The plaintext is kept only in this git-ignored file, for local use.
 async fn dev_key(stack: &LocalStack, file: &PathBuf) -> Result<ApiKey, Error> {
-    let auth = Authenticator::new(
-        stack.store.clone(),
-        stack.pepper.clone(),
-        stack.config.key_prefix.clone(),
-    );
+    let auth = stack.authenticator();
     if let Ok(saved) = std::fs::read_to_string(file) {
         let saved = saved.trim();
         if auth

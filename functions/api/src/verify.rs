@@ -1,0 +1,91 @@
+//! `POST /api/v1/keys/verify`: the key check for backends that are not behind
+//! API Gateway. The caller (a service key with `keys:verify`) asks about a key
+//! of its own account; the answer counts against that key's limits, as a
+//! request through the gateway would.
+
+use keyhub::ApiError;
+use keyhub::auth::Principal;
+use keyhub::ratelimit::WindowState;
+use keyhub::scope::Scopes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::handler::{Call, Reply};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyRequest {
+    key: String,
+    /// Scopes the key must hold for this request to be valid.
+    #[serde(default)]
+    scopes: Option<Scopes>,
+}
+
+fn ratelimit(state: Option<&WindowState>) -> Value {
+    state.map_or(
+        Value::Null,
+        |s| json!({ "limit": s.limit, "remaining": s.remaining, "reset": s.reset }),
+    )
+}
+
+fn invalid(code: &str, principal: Option<&Principal>, state: Option<&WindowState>) -> Reply {
+    Ok((
+        200,
+        json!({
+            "valid": false,
+            "code": code,
+            "key_id": principal.map(|p| p.key_id.as_str()),
+            "account_id": principal.map(|p| p.account_id.as_str()),
+            "scopes": principal.map(|p| &p.scopes),
+            "ratelimit": ratelimit(state),
+        }),
+    ))
+}
+
+pub async fn verify(call: &Call<'_>) -> Reply {
+    let body: VerifyRequest = call.body()?;
+    let guard = &call.deps.guard;
+    let record = match guard.auth.authenticate(Some(&body.key), call.now).await {
+        // Another account's key is as unknown as a key that does not exist.
+        Ok(r) if r.account_id != call.principal.account_id => {
+            return invalid("invalid_api_key", None, None);
+        }
+        Ok(r) => r,
+        Err(e @ (ApiError::InvalidApiKey | ApiError::ApiKeyExpired | ApiError::ApiKeyInactive)) => {
+            return invalid(e.code(), None, None);
+        }
+        Err(e) => return Err(e),
+    };
+    let principal = Principal::from_record(&record, guard.policy());
+    if let Some(required) = &body.scopes
+        && principal.scopes.first_not_covered(required).is_some()
+    {
+        return invalid("insufficient_scope", Some(&principal), None);
+    }
+    let state = match guard.limit(&principal, call.now).await {
+        Ok(state) => state,
+        Err(rejection) => match rejection.error {
+            ApiError::RateLimited { .. } => {
+                return invalid(
+                    "rate_limit_exceeded",
+                    Some(&principal),
+                    rejection.rate.as_ref(),
+                );
+            }
+            other => return Err(other),
+        },
+    };
+    Ok((
+        200,
+        json!({
+            "valid": true,
+            "code": "valid",
+            "key_id": principal.key_id,
+            "account_id": principal.account_id,
+            "scopes": principal.scopes,
+            "plan": principal.plan,
+            "environment": record.environment,
+            "ratelimit": ratelimit(state.as_ref()),
+        }),
+    ))
+}

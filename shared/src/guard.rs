@@ -1,0 +1,162 @@
+//! The guard in front of every lambda_http handler: who is calling (its own
+//! key check, or an authorizer's context), whether the key may use the route,
+//! whether its key and account are within their rate limits, and the
+//! `X-RateLimit-*` headers on the way out.
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use crate::auth::{self, Authenticator, Principal};
+use crate::error::ApiError;
+use crate::key::KeyRecord;
+use crate::limits::RateLimitPolicy;
+use crate::ratelimit::{Limiter, Outcome, WindowState, checks_for};
+use crate::time::Timestamp;
+
+#[derive(Clone)]
+pub struct Guard {
+    pub auth: Authenticator,
+    limiter: Limiter,
+    policy: RateLimitPolicy,
+    fail_open: bool,
+}
+
+/// A request that passed.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub principal: Principal,
+    /// The caller's key record, when the guard checked the key itself.
+    pub record: Option<Arc<KeyRecord>>,
+    pub rate: Option<WindowState>,
+}
+
+/// A request that did not, with the rate-limit state to report if known.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub error: ApiError,
+    pub rate: Option<WindowState>,
+}
+
+impl From<ApiError> for Rejection {
+    fn from(error: ApiError) -> Self {
+        Rejection { error, rate: None }
+    }
+}
+
+/// Whether a route's calls count against the caller's limits. The verify
+/// route is not metered against the calling service's key: the key being
+/// verified is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metering {
+    Caller,
+    None,
+}
+
+impl Guard {
+    pub fn new(
+        auth: Authenticator,
+        limiter: Limiter,
+        policy: RateLimitPolicy,
+        fail_open: bool,
+    ) -> Self {
+        Guard {
+            auth,
+            limiter,
+            policy,
+            fail_open,
+        }
+    }
+
+    pub fn policy(&self) -> &RateLimitPolicy {
+        &self.policy
+    }
+
+    /// Checks the key the request presents, the route's scope and the
+    /// caller's limits.
+    pub async fn admit(
+        &self,
+        req: &Request,
+        scope: Option<&str>,
+        metering: Metering,
+        now: Timestamp,
+    ) -> Result<Admitted, Rejection> {
+        let record = self
+            .auth
+            .authenticate(auth::presented_key(req.headers()), now)
+            .await?;
+        let principal = Principal::from_record(&record, &self.policy);
+        if let Some(scope) = scope {
+            principal.require(scope)?;
+        }
+        let rate = match metering {
+            Metering::Caller => self.limit(&principal, now).await?,
+            Metering::None => None,
+        };
+        Ok(Admitted {
+            principal,
+            record: Some(record),
+            rate,
+        })
+    }
+
+    /// For a handler behind the keyhub authorizer: the principal comes from
+    /// the authorizer's context (already checked, scopes included), and only
+    /// the rate limits are taken here.
+    pub async fn admit_authorized(
+        &self,
+        req: &Request,
+        now: Timestamp,
+    ) -> Result<Admitted, Rejection> {
+        let principal = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV1(ctx)) => {
+                Principal::from_context(&ctx.authorizer.fields)
+            }
+            _ => None,
+        }
+        .ok_or(ApiError::MissingApiKey)?;
+        let rate = self.limit(&principal, now).await?;
+        Ok(Admitted {
+            principal,
+            record: None,
+            rate,
+        })
+    }
+
+    /// Takes one unit of every limited window of the key and its account.
+    pub async fn limit(
+        &self,
+        p: &Principal,
+        now: Timestamp,
+    ) -> Result<Option<WindowState>, Rejection> {
+        let checks = checks_for(&p.key_id, &p.key_limits, &p.account_id, &p.account_limits);
+        match self.limiter.hit(&checks, now).await {
+            Ok(Outcome::Allowed(state)) => Ok(state),
+            Ok(Outcome::Denied { state, retry_after }) => Err(Rejection {
+                error: ApiError::RateLimited {
+                    limit: state.limit,
+                    window: state.window.as_str(),
+                    retry_after,
+                },
+                rate: Some(state),
+            }),
+            Err(e) if self.fail_open => {
+                tracing::warn!(error = %e, "rate limits unavailable; letting the request through (KEYHUB_RATE_LIMIT_FAIL_OPEN)");
+                Ok(None)
+            }
+            Err(e) => Err(ApiError::from(e).into()),
+        }
+    }
+}
+
+/// Adds `X-RateLimit-Limit`, `-Remaining` and `-Reset` (UTC epoch seconds)
+/// for the window closest to its limit.
+pub fn rate_headers(resp: &mut Response<Body>, state: Option<&WindowState>) {
+    let Some(s) = state else { return };
+    let h = resp.headers_mut();
+    h.insert("x-ratelimit-limit", HeaderValue::from(s.limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(s.remaining));
+    h.insert("x-ratelimit-reset", HeaderValue::from(s.reset));
+}
