@@ -16,9 +16,11 @@ use crate::limits::RateLimitPolicy;
 use crate::ratelimit::{Limiter, Outcome, WindowState, checks_for};
 use crate::time::Timestamp;
 
+/// The rate-limit half of the guard; who is calling comes either from an
+/// `Authenticator` (`admit`) or from an authorizer's context
+/// (`admit_authorized`), so a function behind the authorizer needs no pepper.
 #[derive(Clone)]
 pub struct Guard {
-    pub auth: Authenticator,
     limiter: Limiter,
     policy: RateLimitPolicy,
     fail_open: bool,
@@ -56,14 +58,8 @@ pub enum Metering {
 }
 
 impl Guard {
-    pub fn new(
-        auth: Authenticator,
-        limiter: Limiter,
-        policy: RateLimitPolicy,
-        fail_open: bool,
-    ) -> Self {
+    pub fn new(limiter: Limiter, policy: RateLimitPolicy, fail_open: bool) -> Self {
         Guard {
-            auth,
             limiter,
             policy,
             fail_open,
@@ -78,13 +74,13 @@ impl Guard {
     /// caller's limits.
     pub async fn admit(
         &self,
+        auth: &Authenticator,
         req: &Request,
         scope: Option<&str>,
         metering: Metering,
         now: Timestamp,
     ) -> Result<Admitted, Rejection> {
-        let record = self
-            .auth
+        let record = auth
             .authenticate(auth::presented_key(req.headers()), now)
             .await?;
         let principal = Principal::from_record(&record, &self.policy);

@@ -1,39 +1,86 @@
 //! The local gateway: serves the REST API on 127.0.0.1 the way API Gateway
-//! does in AWS. It routes like template.yaml, answers unknown routes and
-//! oversize bodies with the template's gateway responses, turns each request
-//! into the proxy event API Gateway would send, and calls the same handler
-//! the Lambda runs.
+//! does in AWS. It routes like template.yaml (its routes are read from it),
+//! runs the authorizer before routes that use one, answers with the
+//! template's gateway responses, turns each request into the event API
+//! Gateway would send, and calls the same handler the Lambda runs.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{
-    ApiGatewayProxyRequest, ApiGatewayProxyRequestContext, ApiGatewayRequestIdentity,
+    ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ApiGatewayCustomAuthorizerRequestTypeRequestContext,
+    ApiGatewayCustomAuthorizerRequestTypeRequestIdentity, ApiGatewayProxyRequest,
+    ApiGatewayProxyRequestContext, ApiGatewayRequestIdentity,
 };
+use aws_lambda_events::iam::IamPolicyEffect;
 use aws_lambda_events::query_map::QueryMap;
 use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use keyhub::routes::{self, Route};
+use keyhub::guard::Guard;
+use keyhub::ratelimit::Limiter;
+use keyhub_authorizer::routes::RouteScopes;
+use serde_json::Value;
 
-use crate::template::{GatewayResponseSpec, Template, TemplateError};
+use crate::Error;
+use crate::local::LocalStack;
+use crate::template::{ApiRoute, GatewayResponseSpec, Template};
 
 /// API Gateway's own limit on a request body.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
 pub const STAGE: &str = "local";
+const REGION_ACCOUNT_API: &str = "arn:aws:execute-api:us-east-1:000000000000:local";
 
 pub struct Gateway {
     api: keyhub_api::Deps,
+    example: keyhub_example::Deps,
+    authorizer: keyhub_authorizer::Deps,
+    routes: Vec<ApiRoute>,
     responses: Vec<GatewayResponseSpec>,
 }
 
+/// What an authorizer decided, as API Gateway acts on it.
+enum Verdict {
+    Allow(HashMap<String, Value>),
+    Deny(HashMap<String, Value>),
+    Unauthorized,
+    Failure,
+}
+
 impl Gateway {
-    pub fn new(api: keyhub_api::Deps) -> Result<Self, TemplateError> {
+    /// The gateway of a local stack: its functions' handlers with the
+    /// dependencies their `main.rs` would build, and template.yaml's routes.
+    pub fn new(stack: &LocalStack) -> Result<Self, Error> {
+        let template = Template::builtin()?;
+        let authorizer_env = template.function_env("AuthorizerFunction");
+        let route_scopes = authorizer_env
+            .iter()
+            .find(|(k, _)| k == "KEYHUB_ROUTE_SCOPES")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        let limiter = Limiter::new(
+            stack.store.client().clone(),
+            stack.config.tables.counters.clone(),
+        );
         Ok(Gateway {
-            api,
-            responses: Template::builtin()?.gateway_responses(),
+            api: stack.api_deps(),
+            example: keyhub_example::Deps {
+                guard: Guard::new(
+                    limiter,
+                    stack.config.rate_limits.clone(),
+                    stack.config.rate_limit_fail_open,
+                ),
+            },
+            authorizer: keyhub_authorizer::Deps {
+                auth: stack.authenticator(),
+                policy: stack.config.rate_limits.clone(),
+                routes: RouteScopes::parse(route_scopes)?,
+            },
+            routes: template.api_routes(),
+            responses: template.gateway_responses(),
         })
     }
 
@@ -45,6 +92,7 @@ impl Gateway {
         default_status: u16,
         message: &str,
         request_id: &str,
+        authorizer: &HashMap<String, Value>,
     ) -> http::Response<axum::body::Body> {
         let fallback = if default_status >= 500 {
             "DEFAULT_5XX"
@@ -57,13 +105,22 @@ impl Gateway {
             .find(|r| r.response_type == response_type)
             .or_else(|| self.responses.iter().find(|r| r.response_type == fallback));
         let status = spec.and_then(|s| s.status).unwrap_or(default_status);
-        let body = spec
-            .map(|s| s.body_template.as_str())
-            .unwrap_or("{\"message\":$context.error.messageString}");
-        let body = body.replace("$context.requestId", request_id).replace(
-            "$context.error.messageString",
-            &serde_json::Value::from(message).to_string(),
-        );
+        let mut body = spec
+            .map(|s| s.body_template.clone())
+            .unwrap_or_else(|| "{\"message\":$context.error.messageString}".to_string())
+            .replace("$context.requestId", request_id)
+            .replace(
+                "$context.error.messageString",
+                &Value::from(message).to_string(),
+            );
+        // API Gateway substitutes authorizer values as they are, unescaped.
+        for (k, v) in authorizer {
+            let text = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            body = body.replace(&format!("$context.authorizer.{k}"), &text);
+        }
         let mut resp = http::Response::new(axum::body::Body::from(body));
         *resp.status_mut() =
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -86,6 +143,121 @@ impl Gateway {
         }
         resp
     }
+
+    /// The template route for a request: API Gateway prefers static
+    /// segments over parameters, and parameters over greedy ones.
+    fn route(&self, method: &Method, path: &str) -> Option<(&ApiRoute, HashMap<String, String>)> {
+        self.routes
+            .iter()
+            .filter(|r| r.method == method.as_str() || r.method == "ANY")
+            .filter_map(|r| match_template(&r.path, path).map(|(params, rank)| (r, params, rank)))
+            .max_by_key(|(r, _, rank)| (*rank, r.method != "ANY"))
+            .map(|(r, params, _)| (r, params))
+    }
+
+    /// Runs the authorizer on the REQUEST event API Gateway would send, and
+    /// applies its policy to this method ARN.
+    async fn authorize(&self, event: ApiGatewayCustomAuthorizerRequestTypeRequest) -> Verdict {
+        let Some(method_arn) = event.method_arn.clone() else {
+            return Verdict::Failure;
+        };
+        let Ok(event) = roundtrip(&event) else {
+            return Verdict::Failure;
+        };
+        let response = match keyhub_authorizer::authorize(&self.authorizer, event).await {
+            Ok(r) => r,
+            Err(keyhub_authorizer::AuthorizerError::Unauthorized) => return Verdict::Unauthorized,
+            Err(e) => {
+                tracing::error!(error = %e, "authorizer failed");
+                return Verdict::Failure;
+            }
+        };
+        let Ok(response) = roundtrip(&response) else {
+            return Verdict::Failure;
+        };
+        let mut context = response.context;
+        if let Some(p) = response.principal_id {
+            context.insert("principalId".to_string(), Value::from(p));
+        }
+        let matching = |effect: IamPolicyEffect| {
+            response.policy_document.statement.iter().any(|s| {
+                s.effect == effect
+                    && s.action
+                        .iter()
+                        .any(|a| a == "execute-api:Invoke" || a == "*")
+                    && s.resource.iter().any(|r| arn_matches(r, &method_arn))
+            })
+        };
+        if matching(IamPolicyEffect::Deny) || !matching(IamPolicyEffect::Allow) {
+            Verdict::Deny(context)
+        } else {
+            Verdict::Allow(context)
+        }
+    }
+}
+
+/// Through JSON and back, as the event and the answer travel in AWS.
+fn roundtrip<T: serde::Serialize + serde::de::DeserializeOwned>(
+    value: &T,
+) -> Result<T, serde_json::Error> {
+    serde_json::from_value(serde_json::to_value(value)?)
+}
+
+/// Matches a resource path (`/a/{id}`, `/p/{proxy+}`) against a request path;
+/// returns the path parameters and a specificity rank.
+pub fn match_template(template: &str, path: &str) -> Option<(HashMap<String, String>, usize)> {
+    let t: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    let p: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut params = HashMap::new();
+    let mut rank = 0;
+    for (i, seg) in t.iter().enumerate() {
+        let name = seg.strip_prefix('{').and_then(|n| n.strip_suffix('}'));
+        match name {
+            Some(n) if n.ends_with('+') => {
+                let rest = p.get(i..)?.join("/");
+                if rest.is_empty() {
+                    return None;
+                }
+                params.insert(n.trim_end_matches('+').to_string(), rest);
+                return Some((params, rank));
+            }
+            Some(n) => {
+                let v = p.get(i).filter(|v| !v.is_empty())?;
+                params.insert(n.to_string(), v.to_string());
+                rank += 1;
+            }
+            None => {
+                if p.get(i) != Some(seg) {
+                    return None;
+                }
+                rank += 2;
+            }
+        }
+    }
+    (t.len() == p.len()).then_some((params, rank))
+}
+
+/// IAM-style resource matching: `*` stands for any run of characters.
+pub fn arn_matches(pattern: &str, arn: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == arn;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !arn.starts_with(first)
+        || !arn[first.len()..].ends_with(last)
+        || arn.len() < first.len() + last.len()
+    {
+        return false;
+    }
+    let mut rest = &arn[first.len()..arn.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(i) => rest = &rest[i + middle.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// A request id shaped like API Gateway's (a UUID, version 4).
@@ -115,10 +287,11 @@ pub fn proxy_event(
     query: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
-    route: &Route,
+    resource: &str,
     params: HashMap<String, String>,
     request_id: &str,
     source_ip: &str,
+    authorizer: HashMap<String, Value>,
 ) -> ApiGatewayProxyRequest {
     let query: QueryMap = query.unwrap_or("").parse().unwrap_or_default();
     let mut single_headers = HeaderMap::new();
@@ -151,14 +324,15 @@ pub fn proxy_event(
     ctx.request_id = Some(request_id.to_string());
     ctx.protocol = Some("HTTP/1.1".to_string());
     ctx.identity = identity;
-    ctx.resource_path = Some(route.path.to_string());
+    ctx.resource_path = Some(resource.to_string());
+    ctx.authorizer.fields = authorizer;
     ctx.path = Some(format!("/{STAGE}{path}"));
     ctx.http_method = method.clone();
     ctx.request_time = Some(now.format("%d/%b/%Y:%H:%M:%S +0000").to_string());
     ctx.request_time_epoch = now.timestamp_millis();
     ctx.apiid = Some("local".to_string());
     let mut event = ApiGatewayProxyRequest::default();
-    event.resource = Some(route.path.to_string());
+    event.resource = Some(resource.to_string());
     event.path = Some(path.to_string());
     event.http_method = method.clone();
     event.headers = single_headers;
@@ -184,25 +358,126 @@ fn to_http(resp: http::Response<lambda_http::Body>) -> http::Response<axum::body
     http::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
+/// The REQUEST authorizer event for one request, as API Gateway builds it.
+#[allow(clippy::too_many_arguments)]
+pub fn authorizer_event(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    resource: &str,
+    params: HashMap<String, String>,
+    request_id: &str,
+    source_ip: &str,
+) -> ApiGatewayCustomAuthorizerRequestTypeRequest {
+    let query: QueryMap = query.unwrap_or("").parse().unwrap_or_default();
+    let mut single_headers = HeaderMap::new();
+    for (name, value) in headers {
+        single_headers.insert(name.clone(), value.clone());
+    }
+    let mut identity = ApiGatewayCustomAuthorizerRequestTypeRequestIdentity::default();
+    identity.source_ip = Some(source_ip.to_string());
+    let mut ctx = ApiGatewayCustomAuthorizerRequestTypeRequestContext::default();
+    ctx.path = Some(format!("/{STAGE}{path}"));
+    ctx.account_id = Some("000000000000".to_string());
+    ctx.resource_id = Some("local".to_string());
+    ctx.stage = Some(STAGE.to_string());
+    ctx.request_id = Some(request_id.to_string());
+    ctx.identity = Some(identity);
+    ctx.resource_path = Some(resource.to_string());
+    ctx.http_method = Some(method.clone());
+    ctx.apiid = Some("local".to_string());
+    let mut event = ApiGatewayCustomAuthorizerRequestTypeRequest::default();
+    event.type_ = Some("REQUEST".to_string());
+    event.method_arn = Some(format!(
+        "{REGION_ACCOUNT_API}/{STAGE}/{}{path}",
+        method.as_str()
+    ));
+    event.resource = Some(resource.to_string());
+    event.path = Some(path.to_string());
+    event.http_method = Some(method.clone());
+    event.headers = single_headers;
+    event.multi_value_headers = headers.clone();
+    event.query_string_parameters = query.clone();
+    event.multi_value_query_string_parameters = query;
+    event.path_parameters = params;
+    event.request_context = ctx;
+    event
+}
+
 async fn handle(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
     let request_id = new_request_id();
+    let none = HashMap::new();
     let (parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await else {
-        return gw.gateway_response("REQUEST_TOO_LARGE", 413, "Request Too Long", &request_id);
+        return gw.gateway_response(
+            "REQUEST_TOO_LARGE",
+            413,
+            "Request Too Long",
+            &request_id,
+            &none,
+        );
     };
     let path = parts.uri.path();
-    let Some((route, params)) = routes::find(&parts.method, path) else {
+    let Some((route, params)) = gw.route(&parts.method, path) else {
         // API Gateway answers an unknown method or path itself.
         return gw.gateway_response(
             "MISSING_AUTHENTICATION_TOKEN",
             403,
             "Missing Authentication Token",
             &request_id,
+            &none,
         );
+    };
+    let source_ip = peer.ip().to_string();
+    let authorizer_context = match &route.authorizer {
+        None => HashMap::new(),
+        Some(_) => {
+            let event = authorizer_event(
+                &parts.method,
+                path,
+                parts.uri.query(),
+                &parts.headers,
+                &route.path,
+                params.clone(),
+                &request_id,
+                &source_ip,
+            );
+            match gw.authorize(event).await {
+                Verdict::Allow(ctx) => ctx,
+                Verdict::Deny(ctx) => {
+                    return gw.gateway_response(
+                        "ACCESS_DENIED",
+                        403,
+                        "User is not authorized to access this resource",
+                        &request_id,
+                        &ctx,
+                    );
+                }
+                Verdict::Unauthorized => {
+                    return gw.gateway_response(
+                        "UNAUTHORIZED",
+                        401,
+                        "Unauthorized",
+                        &request_id,
+                        &none,
+                    );
+                }
+                Verdict::Failure => {
+                    return gw.gateway_response(
+                        "AUTHORIZER_FAILURE",
+                        500,
+                        "Internal server error",
+                        &request_id,
+                        &none,
+                    );
+                }
+            }
+        }
     };
     let event = proxy_event(
         &parts.method,
@@ -210,10 +485,11 @@ async fn handle(
         parts.uri.query(),
         &parts.headers,
         &body,
-        route,
+        &route.path,
         params,
         &request_id,
-        &peer.ip().to_string(),
+        &source_ip,
+        authorizer_context,
     );
     // Through JSON and lambda_http's own decoding, exactly as in Lambda.
     let request = match serde_json::to_string(&event)
@@ -223,10 +499,30 @@ async fn handle(
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "could not build the proxy event");
-            return gw.gateway_response("DEFAULT_5XX", 500, "Internal server error", &request_id);
+            return gw.gateway_response(
+                "DEFAULT_5XX",
+                500,
+                "Internal server error",
+                &request_id,
+                &none,
+            );
         }
     };
-    to_http(keyhub_api::handle(&gw.api, request).await).into_response()
+    let resp = match route.function.as_str() {
+        "ApiFunction" => keyhub_api::handle(&gw.api, request).await,
+        "ExampleFunction" => keyhub_example::handle(&gw.example, request).await,
+        other => {
+            tracing::error!(function = other, "no local handler for this function");
+            return gw.gateway_response(
+                "DEFAULT_5XX",
+                502,
+                "Internal server error",
+                &request_id,
+                &none,
+            );
+        }
+    };
+    to_http(resp).into_response()
 }
 
 pub fn router(gw: Arc<Gateway>) -> axum::Router {
@@ -245,4 +541,46 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_like_api_gateway() {
+        let (p, _) = match_template("/api/v1/api-keys/{id}", "/api/v1/api-keys/key_1").unwrap();
+        assert_eq!(p["id"], "key_1");
+        assert!(match_template("/api/v1/api-keys/{id}", "/api/v1/api-keys/").is_none());
+        assert!(match_template("/api/v1/api-keys/{id}", "/api/v1/api-keys/a/b").is_none());
+        let (p, _) = match_template("/p/{proxy+}", "/p/a/b/c").unwrap();
+        assert_eq!(p["proxy"], "a/b/c");
+        assert!(match_template("/p/{proxy+}", "/p").is_none());
+        let (_, static_rank) = match_template("/a/b", "/a/b").unwrap();
+        let (_, param_rank) = match_template("/a/{x}", "/a/b").unwrap();
+        assert!(static_rank > param_rank);
+    }
+
+    #[test]
+    fn arn_wildcards() {
+        let arn = "arn:aws:execute-api:us-east-1:1:api/v1/GET/example/hello";
+        assert!(arn_matches(arn, arn));
+        assert!(arn_matches(
+            "arn:aws:execute-api:us-east-1:1:api/v1/*/*",
+            arn
+        ));
+        assert!(arn_matches(
+            "arn:aws:execute-api:us-east-1:1:api/v1/GET/example/*",
+            arn
+        ));
+        assert!(!arn_matches(
+            "arn:aws:execute-api:us-east-1:1:api/v1/POST/*",
+            arn
+        ));
+        assert!(!arn_matches(
+            "arn:aws:execute-api:us-east-1:1:api/v1/GET/example",
+            arn
+        ));
+        assert!(arn_matches("*", arn));
+    }
 }

@@ -31,6 +31,8 @@ pub struct ApiRoute {
     pub function: String,
     pub method: String,
     pub path: String,
+    /// The API authorizer the route uses, if any.
+    pub authorizer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,16 +180,59 @@ impl Template {
                 }
                 let props = get(ev, "Properties");
                 let field = |k| props.and_then(|p| get(p, k)).and_then(str_of);
+                let authorizer = props
+                    .and_then(|p| get(p, "Auth"))
+                    .and_then(|a| get(a, "Authorizer"))
+                    .and_then(str_of)
+                    .filter(|a| *a != "NONE")
+                    .map(str::to_string);
                 if let (Some(path), Some(method)) = (field("Path"), field("Method")) {
                     out.push(ApiRoute {
                         function: id.to_string(),
                         method: method.to_ascii_uppercase(),
                         path: path.to_string(),
+                        authorizer,
                     });
                 }
             }
         }
         out
+    }
+
+    /// A parameter's default value.
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        let p = get(&self.doc, "Parameters").and_then(|p| get(p, name))?;
+        get(p, "Default").and_then(|d| match untag(d) {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        })
+    }
+
+    /// A function's own environment variables (not the globals) whose values
+    /// are literals or a `!Ref` of a parameter (its default).
+    pub fn function_env(&self, logical_id: &str) -> Vec<(String, String)> {
+        let vars = self
+            .resources()
+            .find(|(id, _)| *id == logical_id)
+            .and_then(|(_, r)| get(r, "Properties"))
+            .and_then(|p| get(p, "Environment"))
+            .and_then(|e| get(e, "Variables"))
+            .and_then(|v| v.as_mapping());
+        vars.into_iter()
+            .flat_map(|m| m.iter())
+            .filter_map(|(k, v)| {
+                let value = match v {
+                    Value::Tagged(t) if t.tag == "!Ref" => {
+                        self.parameter_default(t.value.as_str()?)?
+                    }
+                    Value::String(s) => s.clone(),
+                    _ => return None,
+                };
+                Some((k.as_str()?.to_string(), value))
+            })
+            .collect()
     }
 
     /// The gateway responses of the first `AWS::Serverless::Api`.

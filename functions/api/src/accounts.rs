@@ -36,7 +36,7 @@ pub async fn create(call: &Call<'_>) -> Reply {
     };
     let deps = call.deps;
     let (key, record) = key::mint(
-        deps.guard.auth.pepper(),
+        deps.auth.pepper(),
         &deps.config.key_prefix,
         settings,
         call.now,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use keyhub::ApiError;
-use keyhub::auth::Principal;
+use keyhub::auth::{Authenticator, Principal};
 use keyhub::config::Config;
 use keyhub::guard::{self, Guard, Metering};
 use keyhub::http;
@@ -23,6 +23,7 @@ use crate::{accounts, keys, verify, whoami};
 #[derive(Clone)]
 pub struct Deps {
     pub store: Store,
+    pub auth: Authenticator,
     pub guard: Guard,
     pub config: Arc<Config>,
 }
@@ -34,7 +35,7 @@ impl Deps {
         config: Config,
     ) -> Self {
         let store = Store::new(ddb.clone(), config.tables.clone());
-        let auth = keyhub::auth::Authenticator::new(
+        let auth = Authenticator::new(
             store.clone(),
             pepper,
             config.key_prefix.clone(),
@@ -42,13 +43,13 @@ impl Deps {
         );
         let limiter = keyhub::ratelimit::Limiter::new(ddb, config.tables.counters.clone());
         let guard = Guard::new(
-            auth,
             limiter,
             config.rate_limits.clone(),
             config.rate_limit_fail_open,
         );
         Deps {
             store,
+            auth,
             guard,
             config: Arc::new(config),
         }
@@ -92,7 +93,11 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     } else {
         Metering::None
     };
-    let (reply, rate) = match deps.guard.admit(&req, route.scope, metering, now).await {
+    let (reply, rate) = match deps
+        .guard
+        .admit(&deps.auth, &req, route.scope, metering, now)
+        .await
+    {
         Ok(admitted) => {
             let Some(caller) = admitted.record.as_deref() else {
                 return http::error(&ApiError::Internal, &request_id);

@@ -85,7 +85,7 @@ pub async fn create(call: &Call<'_>) -> Reply {
     };
     let deps = call.deps;
     let (key, record) = key::mint(
-        deps.guard.auth.pepper(),
+        deps.auth.pepper(),
         &deps.config.key_prefix,
         settings,
         call.now,
@@ -150,7 +150,7 @@ pub async fn update(call: &Call<'_>) -> Reply {
         .update_key(&call.principal.account_id, id.as_str(), &patch, call.now)
         .await
         .map_err(not_found_as_key)?;
-    call.deps.guard.auth.forget(&id);
+    call.deps.auth.forget(&id);
     tracing::info!(key_id = %record.id, "key updated");
     Ok((200, view(call, &record)))
 }
@@ -162,7 +162,7 @@ pub async fn delete(call: &Call<'_>) -> Reply {
         .delete_key(&call.principal.account_id, id.as_str())
         .await
         .map_err(not_found_as_key)?;
-    call.deps.guard.auth.forget(&id);
+    call.deps.auth.forget(&id);
     tracing::info!(key_id = %id, "key deleted");
     Ok((200, json!({ "message": "API key deleted successfully" })))
 }
@@ -201,7 +201,7 @@ pub async fn rotate(call: &Call<'_>) -> Reply {
     may_grant(call, &old.scopes)?;
     let deps = call.deps;
     let (key, new) = key::mint(
-        deps.guard.auth.pepper(),
+        deps.auth.pepper(),
         &deps.config.key_prefix,
         old.settings(),
         call.now,

@@ -45,7 +45,7 @@ fn invalid(code: &str, principal: Option<&Principal>, state: Option<&WindowState
 pub async fn verify(call: &Call<'_>) -> Reply {
     let body: VerifyRequest = call.body()?;
     let guard = &call.deps.guard;
-    let record = match guard.auth.authenticate(Some(&body.key), call.now).await {
+    let record = match call.deps.auth.authenticate(Some(&body.key), call.now).await {
         // Another account's key is as unknown as a key that does not exist.
         Ok(r) if r.account_id != call.principal.account_id => {
             return invalid("invalid_api_key", None, None);

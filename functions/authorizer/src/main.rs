@@ -1,1 +1,35 @@
-fn main() {}
+//! Lambda entry point: one-time set-up, then `handler::authorize` per event.
+
+use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
+use keyhub::auth::Authenticator;
+use keyhub::config::Config;
+use keyhub::store::Store;
+use keyhub_authorizer::routes::RouteScopes;
+use keyhub_authorizer::{Deps, authorize};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    keyhub::telemetry::init();
+    let config = Config::from_env()?;
+    let routes = RouteScopes::parse(&std::env::var("KEYHUB_ROUTE_SCOPES").unwrap_or_default())?;
+    let sdk = keyhub::aws_config().await;
+    let pepper = keyhub::secrets::load_pepper(
+        &aws_sdk_secretsmanager::Client::new(&sdk),
+        &config.pepper_secret_id,
+    )
+    .await?;
+    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone());
+    let deps = Deps {
+        auth: Authenticator::new(store, pepper, config.key_prefix.clone(), config.key_cache),
+        policy: config.rate_limits.clone(),
+        routes,
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {
+            authorize(deps, event.payload).await
+        },
+    ))
+    .await
+}

@@ -96,7 +96,7 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
     )
     .await
     .expect("bootstrap");
-    let gateway = Arc::new(Gateway::new(stack.api_deps()).expect("gateway"));
+    let gateway = Arc::new(Gateway::new(&stack).expect("gateway"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -3,10 +3,12 @@
 
 mod accounts;
 mod auth;
+mod authorizer;
 mod errors;
 mod helpers;
 mod keys;
 mod openapi;
 mod paging;
+mod ratelimits;
 mod rotation;
 mod template;

@@ -107,3 +107,63 @@ fn gateway_responses_give_the_contract_shape_and_a_request_id() {
         .unwrap();
     assert_eq!(nf.status, Some(404));
 }
+
+#[test]
+fn every_route_behind_the_authorizer_is_in_its_route_table() {
+    let t = template();
+    let table = t
+        .function_env("AuthorizerFunction")
+        .into_iter()
+        .find(|(k, _)| k == "KEYHUB_ROUTE_SCOPES")
+        .map(|(_, v)| v)
+        .expect("the authorizer gets KEYHUB_ROUTE_SCOPES");
+    let scopes = keyhub_authorizer::routes::RouteScopes::parse(&table).unwrap();
+    let protected: Vec<_> = t
+        .api_routes()
+        .into_iter()
+        .filter(|r| r.authorizer.is_some())
+        .collect();
+    assert!(!protected.is_empty());
+    for r in &protected {
+        assert_eq!(r.authorizer.as_deref(), Some("KeyhubAuthorizer"));
+        assert!(
+            scopes.find(&r.method, &r.path).is_some(),
+            "{} {} has no scope",
+            r.method,
+            r.path
+        );
+    }
+    // The management API checks keys itself: none of its routes use the authorizer.
+    assert!(
+        t.api_routes()
+            .iter()
+            .filter(|r| r.function == "ApiFunction")
+            .all(|r| r.authorizer.is_none())
+    );
+}
+
+#[test]
+fn authorizer_outcomes_have_gateway_responses() {
+    let responses = template().gateway_responses();
+    for (kind, status) in [
+        ("UNAUTHORIZED", 401),
+        ("ACCESS_DENIED", 403),
+        ("AUTHORIZER_FAILURE", 503),
+    ] {
+        let r = responses
+            .iter()
+            .find(|r| r.response_type == kind)
+            .unwrap_or_else(|| panic!("{kind}"));
+        assert_eq!(r.status, Some(status), "{kind}");
+        assert!(r.headers.iter().any(|(h, _)| h == "X-Request-Id"), "{kind}");
+    }
+    let denied = responses
+        .iter()
+        .find(|r| r.response_type == "ACCESS_DENIED")
+        .unwrap();
+    assert!(
+        denied
+            .body_template
+            .contains("$context.authorizer.error_code")
+    );
+}

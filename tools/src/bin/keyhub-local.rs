@@ -59,7 +59,7 @@ async fn main() -> Result<(), Error> {
         key.expose()
     );
     println!();
-    let gateway = Arc::new(Gateway::new(stack.api_deps())?);
+    let gateway = Arc::new(Gateway::new(&stack)?);
     serve(listener, gateway, async {
         let _ = tokio::signal::ctrl_c().await;
     })

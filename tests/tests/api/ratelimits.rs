@@ -1,0 +1,334 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use keyhub::key::{self, NewKey};
+use keyhub::limits::{Limits, Plan, Window};
+use keyhub::ratelimit::{Check, Limiter, Outcome};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{Resp, TestApp, spawn_app_with};
+
+/// Limits for these tests: free accounts 50/min, keys roomy unless a key
+/// says otherwise.
+const LIMITS: &str = r#"{
+    "key_default": {"per_minute": 100000, "per_hour": 1000000, "per_day": 10000000},
+    "free": {"per_minute": 50, "per_hour": 1000, "per_day": 10000},
+    "pro": {"per_minute": 100000},
+    "enterprise": {"per_minute": 100000}
+}"#;
+
+/// Fixed windows: start a burst well inside a minute, so that it cannot
+/// straddle two windows.
+async fn clear_of_minute_boundary() {
+    let into = chrono::Utc::now().timestamp() % 60;
+    if into > 45 {
+        tokio::time::sleep(Duration::from_secs((61 - into) as u64)).await;
+    }
+}
+
+/// A key written straight to the store, in a fresh account of `plan`, so
+/// that making it spends none of the quota under test.
+async fn direct_key(app: &TestApp, account_id: &str, plan: Plan, limits: Limits) -> String {
+    let settings = NewKey {
+        account_id: account_id.to_string(),
+        plan,
+        name: "direct".into(),
+        description: None,
+        scopes: keyhub::scope::Scopes::parse_all(["keys:read"]).unwrap(),
+        environment: keyhub::apikey::Environment::Live,
+        expires_at: None,
+        rate_limits: limits,
+        metadata: Default::default(),
+    };
+    let (key, record) = key::mint(
+        &app.stack.pepper,
+        &app.stack.config.key_prefix,
+        settings,
+        keyhub::time::now(),
+    )
+    .unwrap();
+    app.stack.store.put_key(&record).await.unwrap();
+    key.expose().to_string()
+}
+
+fn count(resps: &[Resp]) -> HashMap<u16, usize> {
+    let mut m = HashMap::new();
+    for r in resps {
+        *m.entry(r.status.as_u16()).or_default() += 1;
+    }
+    m
+}
+
+#[tokio::test]
+async fn two_hundred_parallel_requests_on_a_50_per_minute_key_give_exactly_50() {
+    let app = spawn_app_with(&[("KEYHUB_RATE_LIMITS", LIMITS)]).await;
+    let key = direct_key(
+        &app,
+        "acct_solo",
+        Plan::Pro,
+        Limits {
+            per_minute: Some(50),
+            ..Limits::default()
+        },
+    )
+    .await;
+    clear_of_minute_boundary().await;
+    let resps = join_all((0..200).map(|_| app.get("/api/v1/api-keys?size=1", &key))).await;
+    let by_status = count(&resps);
+    assert_eq!(by_status.get(&200), Some(&50), "{by_status:?}");
+    assert_eq!(by_status.get(&429), Some(&150), "{by_status:?}");
+
+    let now = chrono::Utc::now().timestamp();
+    let minute_end = now - now % 60 + 60;
+    for r in &resps {
+        assert_eq!(r.header("x-ratelimit-limit"), Some("50"));
+        let reset: i64 = r.header("x-ratelimit-reset").unwrap().parse().unwrap();
+        assert_eq!(reset, minute_end);
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(r.code(), "rate_limit_exceeded");
+            assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
+            let retry: i64 = r.header("retry-after").unwrap().parse().unwrap();
+            assert!((1..=60).contains(&retry), "{retry}");
+            assert_eq!(r.body["error"]["details"]["limit"], 50);
+            assert_eq!(r.body["error"]["details"]["window"], "minute");
+            assert_eq!(r.body["error"]["details"]["retry_after"], retry);
+        }
+    }
+    // Every success saw its own remaining count: 49 down to 0, once each.
+    let mut remaining: Vec<u64> = resps
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .map(|r| r.header("x-ratelimit-remaining").unwrap().parse().unwrap())
+        .collect();
+    remaining.sort();
+    assert_eq!(remaining, (0..50).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn three_keys_of_one_account_share_its_plan_limit() {
+    let app = spawn_app_with(&[("KEYHUB_RATE_LIMITS", LIMITS)]).await;
+    let account = "acct_shared";
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        keys.push(direct_key(&app, account, Plan::Free, Limits::default()).await);
+    }
+    clear_of_minute_boundary().await;
+    let resps = join_all((0..200).map(|i| app.get("/api/v1/whoami", &keys[i % 3]))).await;
+    let by_status = count(&resps);
+    assert_eq!(by_status.get(&200), Some(&50), "{by_status:?}");
+    assert_eq!(by_status.get(&429), Some(&150), "{by_status:?}");
+    let denied = resps
+        .iter()
+        .find(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .unwrap();
+    assert_eq!(denied.body["error"]["details"]["limit"], 50);
+
+    // Another account is not affected.
+    let other = direct_key(&app, "acct_elsewhere", Plan::Free, Limits::default()).await;
+    assert_eq!(
+        app.get("/api/v1/whoami", &other).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_denied_request_consumes_no_quota() {
+    let app = spawn_app_with(&[("KEYHUB_RATE_LIMITS", LIMITS)]).await;
+    // The account allows 50 a minute; this key only 5.
+    let key = direct_key(
+        &app,
+        "acct_q",
+        Plan::Free,
+        Limits {
+            per_minute: Some(5),
+            ..Limits::default()
+        },
+    )
+    .await;
+    let sibling = direct_key(&app, "acct_q", Plan::Free, Limits::default()).await;
+    clear_of_minute_boundary().await;
+    for _ in 0..30 {
+        app.get("/api/v1/whoami", &key).await;
+    }
+    // 5 passed, 25 were denied by the key's limit and gave their account
+    // unit back: the sibling still has 45 of the account's 50.
+    let r = app.get("/api/v1/whoami", &sibling).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("44"));
+}
+
+#[tokio::test]
+async fn windows_roll_over() {
+    let sdk = crate::helpers::sdk_config().await;
+    let app = spawn_app_with(&[]).await;
+    let limiter = Limiter::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        app.stack.config.tables.counters.clone(),
+    );
+    let checks = [Check {
+        subject: "k#roll".into(),
+        window: Window::Minute,
+        limit: 2,
+    }];
+    let t = keyhub::time::parse("2026-05-05T10:00:30Z").unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            limiter.hit(&checks, t).await.unwrap(),
+            Outcome::Allowed(_)
+        ));
+    }
+    let Outcome::Denied { state, retry_after } = limiter.hit(&checks, t).await.unwrap() else {
+        panic!("third request in the window passed")
+    };
+    assert_eq!(retry_after, 30);
+    assert_eq!(
+        state.reset,
+        keyhub::time::parse("2026-05-05T10:01:00Z")
+            .unwrap()
+            .timestamp()
+    );
+    // Still denied at the window's last second; allowed in the next one.
+    let last = keyhub::time::parse("2026-05-05T10:00:59.900Z").unwrap();
+    assert!(matches!(
+        limiter.hit(&checks, last).await.unwrap(),
+        Outcome::Denied { retry_after: 1, .. }
+    ));
+    let next = keyhub::time::parse("2026-05-05T10:01:00Z").unwrap();
+    let Outcome::Allowed(Some(s)) = limiter.hit(&checks, next).await.unwrap() else {
+        panic!("the new window did not open")
+    };
+    assert_eq!(s.remaining, 1);
+}
+
+#[tokio::test]
+async fn the_tightest_window_is_reported_on_success() {
+    let app = spawn_app_with(&[("KEYHUB_RATE_LIMITS", LIMITS)]).await;
+    let key = direct_key(
+        &app,
+        "acct_t",
+        Plan::Pro,
+        Limits {
+            per_minute: Some(100),
+            per_hour: Some(3),
+            per_day: Some(1000),
+        },
+    )
+    .await;
+    let r = app.get("/api/v1/whoami", &key).await;
+    assert_eq!(r.header("x-ratelimit-limit"), Some("3"));
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("2"));
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(
+        r.header("x-ratelimit-reset")
+            .unwrap()
+            .parse::<i64>()
+            .unwrap(),
+        now - now % 3600 + 3600
+    );
+}
+
+#[tokio::test]
+async fn unreachable_counters_are_503_unless_fail_open_is_set() {
+    for (fail_open, want) in [("false", 503), ("true", 200)] {
+        let app = spawn_app_with(&[("KEYHUB_RATE_LIMIT_FAIL_OPEN", fail_open)]).await;
+        let mut config = app.stack.config.clone();
+        config.rate_limit_fail_open = fail_open == "true";
+        let mut deps = keyhub_api::Deps::new(
+            app.stack.store.client().clone(),
+            app.stack.pepper.clone(),
+            config.clone(),
+        );
+        let dead = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&crate::helpers::sdk_config().await)
+                .endpoint_url("http://127.0.0.1:9")
+                .build(),
+        );
+        deps.guard = keyhub::guard::Guard::new(
+            Limiter::new(dead, config.tables.counters.clone()),
+            config.rate_limits.clone(),
+            config.rate_limit_fail_open,
+        );
+        let mut req = lambda_http::Request::new(lambda_http::Body::Empty);
+        *req.uri_mut() = "/api/v1/whoami".parse().unwrap();
+        req.headers_mut().insert(
+            "x-api-key",
+            http::HeaderValue::from_str(&app.admin_key).unwrap(),
+        );
+        let resp = keyhub_api::handle(&deps, req).await;
+        assert_eq!(resp.status(), want, "fail_open={fail_open}");
+        if want == 503 {
+            assert_eq!(resp.headers()["retry-after"], "1");
+        } else {
+            assert!(!resp.headers().contains_key("x-ratelimit-limit"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn verify_answers_for_keys_of_the_callers_account_and_meters_them() {
+    let app = spawn_app_with(&[("KEYHUB_RATE_LIMITS", LIMITS)]).await;
+    let service = app.key_with(&["keys:verify"]).await;
+    let (customer, _) = app
+        .create_key(json!({"name": "customer", "scopes": ["invoices:read"], "rate_limits": {"per_minute": 2}}))
+        .await;
+
+    let v = app
+        .post("/api/v1/keys/verify", &service, json!({"key": customer}))
+        .await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+    assert_eq!(v.body["valid"], true);
+    assert_eq!(v.body["code"], "valid");
+    assert_eq!(v.body["account_id"], app.account_id);
+    assert_eq!(v.body["scopes"], json!(["invoices:read"]));
+    assert_eq!(v.body["ratelimit"]["limit"], 2);
+    assert_eq!(v.body["ratelimit"]["remaining"], 1);
+
+    let v = app
+        .post(
+            "/api/v1/keys/verify",
+            &service,
+            json!({"key": customer, "scopes": ["invoices:write"]}),
+        )
+        .await;
+    assert_eq!(
+        (v.body["valid"].clone(), v.body["code"].clone()),
+        (json!(false), json!("insufficient_scope"))
+    );
+
+    app.post("/api/v1/keys/verify", &service, json!({"key": customer}))
+        .await;
+    let v = app
+        .post("/api/v1/keys/verify", &service, json!({"key": customer}))
+        .await;
+    assert_eq!(v.body["code"], "rate_limit_exceeded");
+    assert_eq!(v.body["ratelimit"]["remaining"], 0);
+
+    let v = app
+        .post(
+            "/api/v1/keys/verify",
+            &service,
+            json!({"key": "kh_live_nope"}),
+        )
+        .await;
+    assert_eq!(v.body["code"], "invalid_api_key");
+    assert_eq!(v.body["key_id"], json!(null));
+
+    // A key of another account is as unknown as no key at all.
+    let (_, other_admin) = app.other_account().await;
+    let v = app
+        .post("/api/v1/keys/verify", &service, json!({"key": other_admin}))
+        .await;
+    assert_eq!(v.body["code"], "invalid_api_key");
+
+    // The caller needs keys:verify.
+    let r = app
+        .post(
+            "/api/v1/keys/verify",
+            &app.key_with(&["keys:read"]).await,
+            json!({"key": customer}),
+        )
+        .await;
+    assert_eq!(r.code(), "insufficient_scope");
+}
