@@ -30,3 +30,8 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 lint: fmt clippy
+
+## bench: benchmarks against the local stack; results in bench/RESULTS.md
+bench:
+	$(CARGO) build --release -p keyhub-tools --bin keyhub-bench
+	$(STACK) run -- $(CARGO) run --release -q -p keyhub-tools --bin keyhub-bench

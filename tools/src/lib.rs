@@ -2,6 +2,7 @@
 //! set-up, the admin CLI's bootstrap and the local gateway.
 
 pub mod bootstrap;
+pub mod calls;
 pub mod gateway;
 pub mod local;
 pub mod resources;

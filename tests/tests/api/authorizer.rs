@@ -166,3 +166,32 @@ async fn a_revoked_key_is_rejected_everywhere_within_the_cache_ttl() {
     let r = app.get("/example/hello", &key).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_protected_request_costs_one_read_uncached_none_cached_and_one_write_per_counter() {
+    let app = spawn_app().await;
+    let key = app.key_with(&["example:read"]).await;
+    // The key's three windows, and the enterprise plan's one (per minute).
+    let counters = 4;
+    for (round, reads) in [(1, 1), (2, 0), (3, 0)] {
+        app.calls.reset();
+        let r = app.get("/example/hello", &key).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let calls = app.calls.snapshot();
+        assert_eq!(
+            calls.get("GetItem").copied().unwrap_or(0),
+            reads,
+            "request {round}: {calls:?}"
+        );
+        assert_eq!(
+            calls.get("UpdateItem").copied().unwrap_or(0),
+            counters,
+            "request {round}: {calls:?}"
+        );
+        assert_eq!(
+            calls.values().sum::<u64>(),
+            reads + counters,
+            "request {round}: {calls:?}"
+        );
+    }
+}

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use keyhub::base62;
 use keyhub_tools::bootstrap::bootstrap;
+use keyhub_tools::calls::CallCounter;
 use keyhub_tools::gateway::{Gateway, serve};
 use keyhub_tools::local::LocalStack;
 use reqwest::{Method, StatusCode};
@@ -19,6 +20,8 @@ pub struct TestApp {
     pub admin_key: String,
     pub admin_key_id: String,
     pub account_id: String,
+    /// Every DynamoDB call the stack's functions make, by operation.
+    pub calls: CallCounter,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -81,11 +84,14 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let stack = LocalStack::provision(&unique("t"), sdk_config().await, None, move |name| {
+    let sdk = sdk_config().await;
+    let mut stack = LocalStack::provision(&unique("t"), sdk.clone(), None, move |name| {
         env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     })
     .await
     .expect("provision a test stack");
+    let calls = CallCounter::default();
+    stack.store = keyhub::store::Store::new(calls.dynamodb(&sdk), stack.config.tables.clone());
     let admin = bootstrap(
         &stack.store,
         &stack.pepper,
@@ -109,6 +115,7 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
         admin_key: admin.key.expose().to_string(),
         admin_key_id: admin.record.id,
         account_id: admin.account.id,
+        calls,
         stack,
         _shutdown: tx,
     }

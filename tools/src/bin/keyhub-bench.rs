@@ -1,0 +1,350 @@
+//! `make bench`: keyhub's benchmarks against the local stack, written to
+//! bench/RESULTS.md with the commands that made them.
+//!
+//! Times on a shared machine are noisy, so the comparisons that matter are
+//! ratios taken in the same run, interleaved (verify against a raw GetItem of
+//! the same item), and AWS calls are counted by an SDK interceptor.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use clap::Parser;
+use keyhub::apikey::Environment;
+use keyhub::auth::Authenticator;
+use keyhub::cache::CacheSettings;
+use keyhub::key::{self, NewKey};
+use keyhub::limits::Plan;
+use keyhub::scope::Scopes;
+use keyhub::store::Store;
+use keyhub::time;
+use keyhub_tools::Error;
+use keyhub_tools::bootstrap::bootstrap;
+use keyhub_tools::calls::CallCounter;
+use keyhub_tools::gateway::{Gateway, serve};
+use keyhub_tools::local::LocalStack;
+
+#[derive(Parser)]
+#[command(about = "keyhub benchmarks (run through `make bench`)")]
+struct Args {
+    /// Where to write the results.
+    #[arg(long, default_value = "bench/RESULTS.md")]
+    out: String,
+    /// Iterations of the in-process cached verify.
+    #[arg(long, default_value_t = 200_000)]
+    cached: usize,
+    /// Interleaved pairs of uncached verify and raw GetItem.
+    #[arg(long, default_value_t = 2_000)]
+    uncached: usize,
+    /// Requests per end-to-end run.
+    #[arg(long, default_value_t = 4_000)]
+    requests: usize,
+}
+
+/// Limits no benchmark reaches: the counters are still taken on every request.
+const BENCH_LIMITS: &str = r#"{
+    "key_default": {"per_minute": 1000000000, "per_hour": 1000000000, "per_day": 1000000000},
+    "free": {"per_minute": 1000000000, "per_hour": 1000000000, "per_day": 1000000000},
+    "pro": {"per_minute": 1000000000, "per_hour": 1000000000, "per_day": 1000000000},
+    "enterprise": {"per_minute": 1000000000, "per_hour": 1000000000, "per_day": 1000000000}
+}"#;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let args = Args::parse();
+    let sdk = keyhub::aws_config().await;
+    let name = format!("bench{}", keyhub::base62::random(8)?.to_lowercase());
+    let mut stack = LocalStack::provision(&name, sdk.clone(), None, |k| {
+        (k == "KEYHUB_RATE_LIMITS").then(|| BENCH_LIMITS.to_string())
+    })
+    .await?;
+    let calls = CallCounter::default();
+    stack.store = Store::new(calls.dynamodb(&sdk), stack.config.tables.clone());
+    let admin = bootstrap(
+        &stack.store,
+        &stack.pepper,
+        &stack.config.key_prefix,
+        "bench",
+        "admin",
+        Plan::Pro,
+    )
+    .await?;
+    let settings = NewKey {
+        account_id: admin.account.id.clone(),
+        plan: Plan::Pro,
+        name: "bench".into(),
+        description: None,
+        scopes: Scopes::parse_all(["example:read", "keys:read"])?,
+        environment: Environment::Live,
+        expires_at: None,
+        rate_limits: Default::default(),
+        metadata: Default::default(),
+    };
+    let (key, record) = key::mint(
+        &stack.pepper,
+        &stack.config.key_prefix,
+        settings,
+        time::now(),
+    )?;
+    stack.store.put_key(&record).await?;
+    let key = key.expose().to_string();
+
+    let mut out = String::new();
+    writeln!(out, "# keyhub benchmarks\n")?;
+    writeln!(
+        out,
+        "Made by `make bench` ({}), on {} ({} cores), against DynamoDB Local and moto on the same machine. \
+         Absolute times depend on the machine and its load; the ratios and call counts are what to compare.\n",
+        time::format(&time::now()),
+        cpu_model(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    )?;
+
+    // --- 1. Cached verify, in process -----------------------------------------
+    let cached = stack.authenticator();
+    cached.authenticate(Some(&key), time::now()).await?;
+    let now = time::now();
+    let start = Instant::now();
+    for _ in 0..args.cached {
+        cached.authenticate(Some(&key), now).await?;
+    }
+    let per_cached = start.elapsed() / args.cached as u32;
+    let bad = format!("{}x", &key[..key.len() - 1]);
+    let start = Instant::now();
+    for _ in 0..args.cached {
+        let _ = cached.authenticate(Some(&bad), now).await;
+    }
+    let per_malformed = start.elapsed() / args.cached as u32;
+    writeln!(out, "## Verify, key cached, in process\n")?;
+    writeln!(out, "| what | time per call | target |\n|---|---|---|")?;
+    writeln!(
+        out,
+        "| cached key (parse, checksum, HMAC, cache hit, state check) | {} | < 2 µs |",
+        us(per_cached)
+    )?;
+    writeln!(
+        out,
+        "| key with a bad checksum (refused before any I/O) | {} | |",
+        us(per_malformed)
+    )?;
+    writeln!(out, "\n{} calls each.\n", args.cached)?;
+
+    // --- 2. Uncached verify against one raw GetItem ----------------------------
+    let uncached = Authenticator::new(
+        stack.store.clone(),
+        stack.pepper.clone(),
+        stack.config.key_prefix.clone(),
+        CacheSettings::OFF,
+    );
+    let raw = stack.store.client().clone();
+    let table = stack.config.tables.keys.clone();
+    let get_raw = || {
+        raw.get_item()
+            .table_name(&table)
+            .key("id", AttributeValue::S(record.id.clone()))
+            .consistent_read(true)
+            .send()
+    };
+    for _ in 0..100 {
+        get_raw().await?;
+        uncached.authenticate(Some(&key), time::now()).await?;
+    }
+    calls.reset();
+    let (mut t_verify, mut t_raw) = (
+        Vec::with_capacity(args.uncached),
+        Vec::with_capacity(args.uncached),
+    );
+    for i in 0..args.uncached {
+        // Alternate which goes first so neither gets the warmer slot.
+        let verify_first = i % 2 == 0;
+        for turn in 0..2 {
+            if (turn == 0) == verify_first {
+                let s = Instant::now();
+                uncached.authenticate(Some(&key), time::now()).await?;
+                t_verify.push(s.elapsed());
+            } else {
+                let s = Instant::now();
+                get_raw().await?;
+                t_raw.push(s.elapsed());
+            }
+        }
+    }
+    let counted = calls.snapshot();
+    let verify_calls = counted.get("GetItem").copied().unwrap_or(0) as f64 - args.uncached as f64;
+    let other_calls: u64 = counted
+        .iter()
+        .filter(|(k, _)| *k != "GetItem")
+        .map(|(_, v)| v)
+        .sum();
+    t_verify.sort();
+    t_raw.sort();
+    let (v50, r50) = (percentile(&t_verify, 0.5), percentile(&t_raw, 0.5));
+    let (v99, r99) = (percentile(&t_verify, 0.99), percentile(&t_raw, 0.99));
+    let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len().max(1) as u32;
+    writeln!(
+        out,
+        "## Verify, uncached, against one raw GetItem of the same item\n"
+    )?;
+    writeln!(out, "| | p50 | p99 | mean |\n|---|---|---|---|")?;
+    writeln!(
+        out,
+        "| verify (cache off) | {} | {} | {} |",
+        us(v50),
+        us(v99),
+        us(mean(&t_verify))
+    )?;
+    writeln!(
+        out,
+        "| raw GetItem (consistent read) | {} | {} | {} |",
+        us(r50),
+        us(r99),
+        us(mean(&t_raw))
+    )?;
+    writeln!(
+        out,
+        "| **ratio verify / GetItem** | **{:.3}** | {:.3} | {:.3} |",
+        v50.as_secs_f64() / r50.as_secs_f64(),
+        v99.as_secs_f64() / r99.as_secs_f64(),
+        mean(&t_verify).as_secs_f64() / mean(&t_raw).as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "\nTarget: within 1.2× of the GetItem. AWS calls per uncached verify, counted: {:.2} GetItem, {} other \
+         ({} interleaved pairs).\n",
+        verify_calls / args.uncached as f64,
+        other_calls,
+        args.uncached
+    )?;
+
+    // --- 3. End to end through the local gateway -------------------------------
+    let gateway = Arc::new(Gateway::new(&stack)?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(serve(listener, gateway, std::future::pending()));
+    writeln!(
+        out,
+        "## A protected request, end to end through the local gateway\n"
+    )?;
+    writeln!(
+        out,
+        "HTTP over loopback from a client in the same process. `/example/hello` runs the authorizer (key cached \
+         after the first request), then the example function's guard, which takes the rate-limit counters (key: \
+         minute, hour, day; account: minute, hour, day). `/api/v1/whoami` is the management API: its guard \
+         checks the key (cached) and takes the same counters, then the endpoint reads the account.\n"
+    )?;
+    writeln!(
+        out,
+        "| route | concurrency | requests | req/s | p50 | p99 | DynamoDB reads / request | writes / request |\n|---|---|---|---|---|---|---|---|"
+    )?;
+    let client = reqwest::Client::new();
+    for path in ["/example/hello", "/api/v1/whoami"] {
+        for concurrency in [1usize, 32] {
+            let url = format!("{base}{path}");
+            // Warm up: caches, connections.
+            for _ in 0..50 {
+                client
+                    .get(&url)
+                    .bearer_auth(&key)
+                    .send()
+                    .await?
+                    .error_for_status()?;
+            }
+            calls.reset();
+            let next = Arc::new(AtomicUsize::new(0));
+            let started = Instant::now();
+            let workers: Vec<_> = (0..concurrency)
+                .map(|_| {
+                    let (client, url, key, next) =
+                        (client.clone(), url.clone(), key.clone(), next.clone());
+                    let total = args.requests;
+                    tokio::spawn(async move {
+                        let mut lat = Vec::new();
+                        while next.fetch_add(1, Ordering::Relaxed) < total {
+                            let s = Instant::now();
+                            let r = client.get(&url).bearer_auth(&key).send().await;
+                            match r {
+                                Ok(r) if r.status().is_success() => {
+                                    let _ = r.bytes().await;
+                                    lat.push(s.elapsed());
+                                }
+                                Ok(r) => return Err(format!("status {}", r.status())),
+                                Err(e) => return Err(e.to_string()),
+                            }
+                        }
+                        Ok(lat)
+                    })
+                })
+                .collect();
+            let mut lat = Vec::with_capacity(args.requests);
+            for w in workers {
+                lat.extend(w.await?.map_err(Error::from)?);
+            }
+            let elapsed = started.elapsed();
+            lat.sort();
+            let counted = calls.snapshot();
+            let n = lat.len() as f64;
+            let reads = (counted.get("GetItem").copied().unwrap_or(0)
+                + counted.get("Query").copied().unwrap_or(0)) as f64;
+            let writes = counted.get("UpdateItem").copied().unwrap_or(0) as f64;
+            writeln!(
+                out,
+                "| `GET {path}` | {concurrency} | {} | {:.0} | {} | {} | {:.2} | {:.2} |",
+                lat.len(),
+                n / elapsed.as_secs_f64(),
+                ms(percentile(&lat, 0.5)),
+                ms(percentile(&lat, 0.99)),
+                reads / n,
+                writes / n
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "\nTarget: at most one DynamoDB read per protected request (none when the key is cached) and one write \
+         per counter item. The reads counted under `/api/v1/whoami` are the endpoint's own account lookup.\n"
+    )?;
+    writeln!(
+        out,
+        "## How to rerun\n\n```sh\nmake bench\n# or, with the services already running:\nscripts/stack.sh run -- cargo run --release -p keyhub-tools --bin keyhub-bench\n```"
+    )?;
+
+    print!("{out}");
+    if let Some(dir) = std::path::Path::new(&args.out).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, out)?;
+    eprintln!("written to {}", args.out);
+    Ok(())
+}
