@@ -21,6 +21,12 @@ pub struct Config {
     /// Let requests through unmetered when the counters cannot be reached
     /// (they are still authenticated). Off by default: such requests get 503.
     pub rate_limit_fail_open: bool,
+    /// Where the guard sends usage records; none are sent when unset.
+    pub usage_queue_url: Option<String>,
+    /// How long a key's recent-requests list keeps an entry.
+    pub usage_retention: Duration,
+    /// How long the per-hour usage sums are kept.
+    pub usage_aggregate_retention: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,12 +98,20 @@ impl Config {
                 keys: required("KEYS_TABLE")?,
                 accounts: required("ACCOUNTS_TABLE")?,
                 counters: required("COUNTERS_TABLE")?,
+                usage: required("USAGE_TABLE")?,
             },
             pepper_secret_id: required("PEPPER_SECRET_ID")?,
             rate_limits,
             max_body_bytes,
             key_cache,
             rate_limit_fail_open,
+            usage_queue_url: get("USAGE_QUEUE_URL").filter(|v| !v.is_empty()),
+            usage_retention: Duration::from_secs_f64(
+                number("KEYHUB_USAGE_RETENTION_DAYS", 30.0)? * 86_400.0,
+            ),
+            usage_aggregate_retention: Duration::from_secs_f64(
+                number("KEYHUB_USAGE_AGGREGATE_RETENTION_DAYS", 400.0)? * 86_400.0,
+            ),
         })
     }
 }
@@ -115,10 +129,11 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    const BASE: [(&str, &str); 4] = [
+    const BASE: [(&str, &str); 5] = [
         ("KEYS_TABLE", "s-keys"),
         ("ACCOUNTS_TABLE", "s-accounts"),
         ("COUNTERS_TABLE", "s-counters"),
+        ("USAGE_TABLE", "s-usage"),
         ("PEPPER_SECRET_ID", "keyhub/pepper"),
     ];
 
@@ -152,7 +167,7 @@ mod tests {
 
     #[test]
     fn missing_and_bad_values_are_named() {
-        let err = Config::from_lookup(lookup(&BASE[..3])).unwrap_err();
+        let err = Config::from_lookup(lookup(&BASE[..4])).unwrap_err();
         assert!(err.to_string().contains("PEPPER_SECRET_ID"));
         let mut bad = BASE.to_vec();
         bad.push(("KEYHUB_KEY_PREFIX", "Bad_Prefix"));

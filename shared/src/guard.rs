@@ -4,6 +4,7 @@
 //! `X-RateLimit-*` headers on the way out.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::HeaderValue;
 use lambda_http::request::RequestContext;
@@ -15,6 +16,7 @@ use crate::key::KeyRecord;
 use crate::limits::RateLimitPolicy;
 use crate::ratelimit::{Limiter, Outcome, WindowState, checks_for};
 use crate::time::Timestamp;
+use crate::usage::{UsageRecord, UsageSink};
 
 /// The rate-limit half of the guard; who is calling comes either from an
 /// `Authenticator` (`admit`) or from an authorizer's context
@@ -24,6 +26,7 @@ pub struct Guard {
     limiter: Limiter,
     policy: RateLimitPolicy,
     fail_open: bool,
+    usage: Option<UsageSink>,
 }
 
 /// A request that passed.
@@ -35,16 +38,30 @@ pub struct Admitted {
     pub rate: Option<WindowState>,
 }
 
-/// A request that did not, with the rate-limit state to report if known.
+/// A request that did not, with the rate-limit state to report if known,
+/// and the caller if it was known and allowed the route (a rate-limited
+/// request still counts as usage).
 #[derive(Debug, Clone)]
 pub struct Rejection {
     pub error: ApiError,
     pub rate: Option<WindowState>,
+    pub principal: Option<Principal>,
+}
+
+impl Rejection {
+    fn of(mut self, principal: &Principal) -> Self {
+        self.principal = Some(principal.clone());
+        self
+    }
 }
 
 impl From<ApiError> for Rejection {
     fn from(error: ApiError) -> Self {
-        Rejection { error, rate: None }
+        Rejection {
+            error,
+            rate: None,
+            principal: None,
+        }
     }
 }
 
@@ -63,7 +80,41 @@ impl Guard {
             limiter,
             policy,
             fail_open,
+            usage: None,
         }
+    }
+
+    /// Sends a usage record for every request that passed the key check.
+    pub fn with_usage(mut self, sink: Option<UsageSink>) -> Self {
+        self.usage = sink;
+        self
+    }
+
+    /// Records a request that passed the key check (answered or rate
+    /// limited): one SQS call, whose failure is logged, never returned.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record(
+        &self,
+        principal: &Principal,
+        method: &str,
+        route: &str,
+        status: u16,
+        started: Instant,
+        request_id: &str,
+        now: Timestamp,
+    ) {
+        let Some(sink) = &self.usage else { return };
+        let record = UsageRecord {
+            request_id: request_id.to_string(),
+            key_id: principal.key_id.clone(),
+            account_id: principal.account_id.clone(),
+            method: method.to_string(),
+            route: route.to_string(),
+            status,
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            time: now,
+        };
+        sink.send(&record).await;
     }
 
     pub fn policy(&self) -> &RateLimitPolicy {
@@ -88,7 +139,10 @@ impl Guard {
             principal.require(scope)?;
         }
         let rate = match metering {
-            Metering::Caller => self.limit(&principal, now).await?,
+            Metering::Caller => self
+                .limit(&principal, now)
+                .await
+                .map_err(|r| r.of(&principal))?,
             Metering::None => None,
         };
         Ok(Admitted {
@@ -113,7 +167,10 @@ impl Guard {
             _ => None,
         }
         .ok_or(ApiError::MissingApiKey)?;
-        let rate = self.limit(&principal, now).await?;
+        let rate = self
+            .limit(&principal, now)
+            .await
+            .map_err(|r| r.of(&principal))?;
         Ok(Admitted {
             principal,
             record: None,
@@ -137,6 +194,7 @@ impl Guard {
                     retry_after,
                 },
                 rate: Some(state),
+                principal: None,
             }),
             Err(e) if self.fail_open => {
                 tracing::warn!(error = %e, "rate limits unavailable; letting the request through (KEYHUB_RATE_LIMIT_FAIL_OPEN)");

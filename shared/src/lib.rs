@@ -22,6 +22,7 @@ pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod usage;
 
 pub use error::ApiError;
 

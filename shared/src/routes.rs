@@ -40,6 +40,12 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/api-keys/{id}/rotate",
         Some("keys:write"),
     ),
+    route(
+        Method::GET,
+        "/api/v1/api-keys/{id}/usage",
+        Some("usage:read"),
+    ),
+    route(Method::GET, "/api/v1/dashboard/stats", Some("usage:read")),
     route(Method::GET, "/api/v1/whoami", None),
     Route {
         method: Method::POST,

@@ -7,5 +7,6 @@ pub mod gateway;
 pub mod local;
 pub mod resources;
 pub mod template;
+pub mod workers;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

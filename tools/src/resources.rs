@@ -5,10 +5,13 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
+use std::collections::HashMap;
+
+use aws_sdk_sqs::types::QueueAttributeName;
 use keyhub::base62;
 
 use crate::Error;
-use crate::template::TableSpec;
+use crate::template::{QueueSpec, TableSpec};
 
 fn key_schema(pairs: &[(String, String)]) -> Result<Vec<KeySchemaElement>, Error> {
     pairs
@@ -115,4 +118,48 @@ pub async fn ensure_secret(
         .send()
         .await?;
     Ok(value)
+}
+
+/// Creates each queue that does not exist yet (dead-letter queues first, so
+/// that redrive policies can name them) and returns logical id → queue URL.
+pub async fn ensure_queues(
+    sqs: &aws_sdk_sqs::Client,
+    specs: &[QueueSpec],
+) -> Result<HashMap<String, String>, Error> {
+    let mut urls: HashMap<String, String> = HashMap::new();
+    let mut ordered: Vec<&QueueSpec> = specs.iter().filter(|q| q.redrive.is_none()).collect();
+    ordered.extend(specs.iter().filter(|q| q.redrive.is_some()));
+    for spec in ordered {
+        let mut req = sqs.create_queue().queue_name(&spec.name);
+        for (k, v) in &spec.attributes {
+            req = req.attributes(QueueAttributeName::from(k.as_str()), v);
+        }
+        if let Some((dlq, max)) = &spec.redrive {
+            let dlq_url = urls.get(dlq).ok_or_else(|| {
+                format!(
+                    "{}: dead-letter queue {dlq} is not a queue",
+                    spec.logical_id
+                )
+            })?;
+            let arn = sqs
+                .get_queue_attributes()
+                .queue_url(dlq_url)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await?
+                .attributes
+                .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+                .ok_or("no QueueArn")?;
+            let policy =
+                serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max}).to_string();
+            req = req.attributes(QueueAttributeName::RedrivePolicy, policy);
+        }
+        let url = req
+            .send()
+            .await?
+            .queue_url
+            .ok_or("CreateQueue returned no URL")?;
+        urls.insert(spec.logical_id.clone(), url);
+    }
+    Ok(urls)
 }

@@ -20,6 +20,25 @@ pub struct TableSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub logical_id: String,
+    pub name: String,
+    /// Queue attributes as SQS takes them (VisibilityTimeout, ...), except
+    /// the redrive policy.
+    pub attributes: Vec<(String, String)>,
+    /// (dead-letter queue's logical id, maxReceiveCount)
+    pub redrive: Option<(String, u32)>,
+}
+
+/// A value in a function's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    Literal(String),
+    /// `!Ref X` of a resource: its name (a table, a secret) or URL (a queue).
+    Resource(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexSpec {
     pub name: String,
     pub key_schema: Vec<(String, String)>,
@@ -163,6 +182,94 @@ impl Template {
                     indexes,
                     ttl_attribute,
                 })
+            })
+            .collect()
+    }
+
+    /// Every SQS queue, named as a stack called `stack` would name it.
+    pub fn queues(&self, stack: &str) -> Result<Vec<QueueSpec>, TemplateError> {
+        self.of_type("AWS::SQS::Queue")
+            .map(|(id, r)| {
+                let p =
+                    get(r, "Properties").ok_or_else(|| err(format!("{id} has no Properties")))?;
+                let name = get(p, "QueueName")
+                    .and_then(str_of)
+                    .ok_or_else(|| err(format!("{id} has no QueueName")))?
+                    .replace("${AWS::StackName}", stack);
+                let mut attributes = Vec::new();
+                for attr in [
+                    "VisibilityTimeout",
+                    "MessageRetentionPeriod",
+                    "ReceiveMessageWaitTimeSeconds",
+                    "DelaySeconds",
+                ] {
+                    if let Some(v) = get(p, attr) {
+                        let v = v
+                            .as_u64()
+                            .map(|n| n.to_string())
+                            .or_else(|| str_of(v).map(str::to_string));
+                        if let Some(v) = v {
+                            attributes.push((attr.to_string(), v));
+                        }
+                    }
+                }
+                let redrive = get(p, "RedrivePolicy").and_then(|rp| {
+                    let target = match get(rp, "deadLetterTargetArn") {
+                        Some(Value::Sequence(s)) => {
+                            s.first().and_then(str_of).map(|s| s.to_string())
+                        }
+                        Some(v) => str_of(v).map(|s| s.to_string()),
+                        None => None,
+                    }?;
+                    let dlq = target.split('.').next()?.to_string();
+                    let max = get(rp, "maxReceiveCount")?.as_u64()? as u32;
+                    Some((dlq, max))
+                });
+                Ok(QueueSpec {
+                    logical_id: id.to_string(),
+                    name,
+                    attributes,
+                    redrive,
+                })
+            })
+            .collect()
+    }
+
+    /// Every Secrets Manager secret: (logical id, name for `stack`).
+    pub fn secrets(&self, stack: &str) -> Vec<(String, String)> {
+        self.of_type("AWS::SecretsManager::Secret")
+            .filter_map(|(id, r)| {
+                let name = get(r, "Properties")
+                    .and_then(|p| get(p, "Name"))
+                    .and_then(str_of)?;
+                Some((id.to_string(), name.replace("${AWS::StackName}", stack)))
+            })
+            .collect()
+    }
+
+    /// The environment every function gets (Globals), with `!Ref` of a
+    /// parameter resolved to its default.
+    pub fn global_env(&self) -> Vec<(String, EnvValue)> {
+        let vars = get(&self.doc, "Globals")
+            .and_then(|g| get(g, "Function"))
+            .and_then(|f| get(f, "Environment"))
+            .and_then(|e| get(e, "Variables"))
+            .and_then(|v| v.as_mapping());
+        vars.into_iter()
+            .flat_map(|m| m.iter())
+            .filter_map(|(k, v)| {
+                let value = match v {
+                    Value::Tagged(t) if t.tag == "!Ref" => {
+                        let target = t.value.as_str()?;
+                        match self.parameter_default(target) {
+                            Some(d) => EnvValue::Literal(d),
+                            None => EnvValue::Resource(target.to_string()),
+                        }
+                    }
+                    Value::String(s) => EnvValue::Literal(s.clone()),
+                    _ => return None,
+                };
+                Some((k.as_str()?.to_string(), value))
             })
             .collect()
     }

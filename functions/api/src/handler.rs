@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use keyhub::ApiError;
 use keyhub::auth::{Authenticator, Principal};
@@ -17,7 +18,7 @@ use keyhub::time::{self, Timestamp};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
-use crate::{accounts, keys, verify, whoami};
+use crate::{accounts, keys, usage, verify, whoami};
 
 /// Everything a request needs, built once per cold start.
 #[derive(Clone)]
@@ -31,6 +32,7 @@ pub struct Deps {
 impl Deps {
     pub fn new(
         ddb: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
         pepper: keyhub::pepper::Pepper,
         config: Config,
     ) -> Self {
@@ -42,11 +44,16 @@ impl Deps {
             config.key_cache,
         );
         let limiter = keyhub::ratelimit::Limiter::new(ddb, config.tables.counters.clone());
+        let usage = config
+            .usage_queue_url
+            .clone()
+            .map(|url| keyhub::usage::UsageSink::new(sqs, url));
         let guard = Guard::new(
             limiter,
             config.rate_limits.clone(),
             config.rate_limit_fail_open,
-        );
+        )
+        .with_usage(usage);
         Deps {
             store,
             auth,
@@ -87,13 +94,14 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let Some((route, params)) = find_route(&req) else {
         return http::error(&ApiError::NotFound { what: "route" }, &request_id);
     };
+    let started = Instant::now();
     let now = time::now();
     let metering = if route.metered {
         Metering::Caller
     } else {
         Metering::None
     };
-    let (reply, rate) = match deps
+    let (reply, rate, principal) = match deps
         .guard
         .admit(&deps.auth, &req, route.scope, metering, now)
         .await
@@ -110,9 +118,13 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 params: &params,
                 now,
             };
-            (dispatch(route, &call).await, admitted.rate)
+            (
+                dispatch(route, &call).await,
+                admitted.rate,
+                Some(admitted.principal),
+            )
         }
-        Err(rejection) => (Err(rejection.error), rejection.rate),
+        Err(rejection) => (Err(rejection.error), rejection.rate, rejection.principal),
     };
     let mut resp = match reply {
         Ok((status, body)) => http::json(status, &body, &request_id),
@@ -124,6 +136,20 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
         }
     };
     guard::rate_headers(&mut resp, rate.as_ref());
+    if let Some(p) = principal {
+        let status = resp.status().as_u16();
+        deps.guard
+            .record(
+                &p,
+                req.method().as_str(),
+                route.path,
+                status,
+                started,
+                &request_id,
+                now,
+            )
+            .await;
+    }
     resp
 }
 
@@ -150,6 +176,8 @@ enum Endpoint {
     RotateKey,
     WhoAmI,
     Verify,
+    KeyUsage,
+    Dashboard,
 }
 
 fn endpoint(route: &Route) -> Option<Endpoint> {
@@ -164,6 +192,8 @@ fn endpoint(route: &Route) -> Option<Endpoint> {
         (&Method::POST, "/api/v1/api-keys/{id}/rotate") => Endpoint::RotateKey,
         (&Method::GET, "/api/v1/whoami") => Endpoint::WhoAmI,
         (&Method::POST, "/api/v1/keys/verify") => Endpoint::Verify,
+        (&Method::GET, "/api/v1/api-keys/{id}/usage") => Endpoint::KeyUsage,
+        (&Method::GET, "/api/v1/dashboard/stats") => Endpoint::Dashboard,
         _ => return None,
     })
 }
@@ -182,6 +212,8 @@ async fn dispatch(route: &Route, call: &Call<'_>) -> Reply {
         Endpoint::RotateKey => keys::rotate(call).await,
         Endpoint::WhoAmI => whoami::get(call).await,
         Endpoint::Verify => verify::verify(call).await,
+        Endpoint::KeyUsage => usage::series(call).await,
+        Endpoint::Dashboard => usage::dashboard(call).await,
     }
 }
 

@@ -121,7 +121,14 @@ pub async fn list(call: &Call<'_>) -> Reply {
 
 pub async fn get(call: &Call<'_>) -> Reply {
     let record = owned_key(call).await?;
-    Ok((200, view(call, &record)))
+    let recent = call
+        .deps
+        .store
+        .recent_usage(&record.id, crate::usage::RECENT)
+        .await?;
+    let mut body = view(call, &record);
+    body["usage"] = recent.iter().map(crate::usage::recent_view).collect();
+    Ok((200, body))
 }
 
 pub async fn update(call: &Call<'_>) -> Reply {

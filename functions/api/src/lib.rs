@@ -5,6 +5,7 @@ pub mod handler;
 mod keys;
 pub mod listing;
 pub mod requests;
+mod usage;
 mod verify;
 mod whoami;
 

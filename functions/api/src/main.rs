@@ -14,7 +14,12 @@ async fn main() -> Result<(), Error> {
         &config.pepper_secret_id,
     )
     .await?;
-    let deps = Deps::new(aws_sdk_dynamodb::Client::new(&sdk), pepper, config);
+    let deps = Deps::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        aws_sdk_sqs::Client::new(&sdk),
+        pepper,
+        config,
+    );
     let deps = &deps;
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, Error>(handle(deps, req).await)

@@ -1,7 +1,9 @@
 //! An example API behind the keyhub authorizer. The authorizer has checked
 //! the key and the route's scope; the guard takes the key's and account's
-//! rate limits and adds the `X-RateLimit-*` headers. Your own Rust backend
-//! does the same in a few lines.
+//! rate limits, adds the `X-RateLimit-*` headers and records the request's
+//! usage. Your own Rust backend does the same in a few lines.
+
+use std::time::Instant;
 
 use keyhub::guard::{self, Guard};
 use keyhub::{http, time};
@@ -13,8 +15,10 @@ pub struct Deps {
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    let started = Instant::now();
+    let now = time::now();
     let request_id = http::request_id(&req);
-    let (mut resp, rate) = match deps.guard.admit_authorized(&req, time::now()).await {
+    let (mut resp, rate, principal) = match deps.guard.admit_authorized(&req, now).await {
         Ok(admitted) => {
             let p = &admitted.principal;
             let body = json!({
@@ -25,10 +29,35 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 "scopes": p.scopes,
                 "plan": p.plan,
             });
-            (http::json(200, &body, &request_id), admitted.rate)
+            (
+                http::json(200, &body, &request_id),
+                admitted.rate,
+                Some(admitted.principal),
+            )
         }
-        Err(rejection) => (http::error(&rejection.error, &request_id), rejection.rate),
+        Err(rejection) => (
+            http::error(&rejection.error, &request_id),
+            rejection.rate,
+            rejection.principal,
+        ),
     };
     guard::rate_headers(&mut resp, rate.as_ref());
+    if let Some(p) = principal {
+        let route = http::resource(&req)
+            .map(|(r, _)| r)
+            .unwrap_or_else(|| req.uri().path().to_string());
+        let status = resp.status().as_u16();
+        deps.guard
+            .record(
+                &p,
+                req.method().as_str(),
+                &route,
+                status,
+                started,
+                &request_id,
+                now,
+            )
+            .await;
+    }
     resp
 }

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod keys;
+mod usage;
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 pub use keys::KeyPatch;
+pub use usage::{EndpointHour, RecentRequest, UsageOutcome, hour_start};
 
 use crate::error::ApiError;
 
@@ -26,6 +28,8 @@ pub struct Tables {
     pub accounts: String,
     /// Rate-limit counters, one item per subject and window instance.
     pub counters: String,
+    /// Usage: recent requests and per-hour sums.
+    pub usage: String,
 }
 
 impl Tables {
@@ -35,15 +39,17 @@ impl Tables {
             keys: format!("{stack}-keys"),
             accounts: format!("{stack}-accounts"),
             counters: format!("{stack}-counters"),
+            usage: format!("{stack}-usage"),
         }
     }
 
     /// Pairs of (environment variable, table name), as the functions read them.
-    pub fn env_vars(&self) -> [(&'static str, &str); 3] {
+    pub fn env_vars(&self) -> [(&'static str, &str); 4] {
         [
             ("KEYS_TABLE", &self.keys),
             ("ACCOUNTS_TABLE", &self.accounts),
             ("COUNTERS_TABLE", &self.counters),
+            ("USAGE_TABLE", &self.usage),
         ]
     }
 }

@@ -163,10 +163,21 @@ async fn deps_with(endpoint: &str, tables: Tables) -> keyhub_api::Deps {
             .endpoint_url(endpoint)
             .build(),
     );
+    let sqs = aws_sdk_sqs::Client::new(&app_sdk);
     let pepper = keyhub::pepper::Pepper::new(&[9u8; 32]).unwrap();
-    let mut config = keyhub_tools::local::stack_config("x", |_| None).unwrap();
-    config.tables = tables;
-    keyhub_api::Deps::new(ddb, pepper, config)
+    let resources = tables
+        .env_vars()
+        .iter()
+        .map(|(var, name)| (var.to_string(), name.to_string()))
+        .collect();
+    let config = keyhub_tools::local::stack_config("x", &resources, |name| {
+        resources
+            .get(name)
+            .cloned()
+            .or_else(|| (name == "PEPPER_SECRET_ID").then(|| "unused".to_string()))
+    })
+    .unwrap();
+    keyhub_api::Deps::new(ddb, sqs, pepper, config)
 }
 
 fn whoami_request(key: &str) -> lambda_http::Request {

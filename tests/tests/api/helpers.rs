@@ -73,6 +73,15 @@ pub const ROOMY_LIMITS: &str = r#"{
     "enterprise": {"per_minute": 100000}
 }"#;
 
+/// Fixed windows: start a burst well inside a minute, so that it cannot
+/// straddle two windows.
+pub async fn clear_of_minute_boundary() {
+    let into = chrono::Utc::now().timestamp() % 60;
+    if into > 45 {
+        tokio::time::sleep(std::time::Duration::from_secs((61 - into) as u64)).await;
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[("KEYHUB_RATE_LIMITS", ROOMY_LIMITS)]).await
 }
@@ -122,6 +131,16 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
 }
 
 impl TestApp {
+    /// Runs the usage function over everything queued, as Lambda would.
+    pub async fn drain_usage(&self) -> usize {
+        let deps = self.stack.usage_deps();
+        let source = self.stack.usage_source().await.expect("usage queue");
+        source
+            .drain(|event| keyhub_usage::handle(&deps, event))
+            .await
+            .expect("drain the usage queue")
+    }
+
     /// Sends a request with `key` as a Bearer token (if any) and a JSON body
     /// (if any).
     pub async fn call(

@@ -12,3 +12,4 @@ mod paging;
 mod ratelimits;
 mod rotation;
 mod template;
+mod usage;

@@ -8,7 +8,7 @@ use keyhub::ratelimit::{Check, Limiter, Outcome};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Resp, TestApp, spawn_app_with};
+use crate::helpers::{Resp, TestApp, clear_of_minute_boundary, spawn_app_with};
 
 /// Limits for these tests: free accounts 50/min, keys roomy unless a key
 /// says otherwise.
@@ -18,15 +18,6 @@ const LIMITS: &str = r#"{
     "pro": {"per_minute": 100000},
     "enterprise": {"per_minute": 100000}
 }"#;
-
-/// Fixed windows: start a burst well inside a minute, so that it cannot
-/// straddle two windows.
-async fn clear_of_minute_boundary() {
-    let into = chrono::Utc::now().timestamp() % 60;
-    if into > 45 {
-        tokio::time::sleep(Duration::from_secs((61 - into) as u64)).await;
-    }
-}
 
 /// A key written straight to the store, in a fresh account of `plan`, so
 /// that making it spends none of the quota under test.
@@ -237,6 +228,7 @@ async fn unreachable_counters_are_503_unless_fail_open_is_set() {
         config.rate_limit_fail_open = fail_open == "true";
         let mut deps = keyhub_api::Deps::new(
             app.stack.store.client().clone(),
+            app.stack.sqs.clone(),
             app.stack.pepper.clone(),
             config.clone(),
         );

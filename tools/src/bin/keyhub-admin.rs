@@ -67,11 +67,8 @@ async fn main() -> Result<(), Error> {
         accounts: accounts_table
             .or_else(|| from_stack.as_ref().map(|t| t.accounts.clone()))
             .ok_or("give --stack or --accounts-table")?,
-        // Bootstrap touches no counters.
-        counters: from_stack
-            .as_ref()
-            .map(|t| t.counters.clone())
-            .unwrap_or_default(),
+        // Bootstrap touches only the keys and accounts tables.
+        ..Tables::for_stack(stack.as_deref().unwrap_or("-"))
     };
     let secret_id = pepper_secret_id
         .or_else(|| stack.as_ref().map(|s| format!("{s}/pepper")))

@@ -59,6 +59,14 @@ async fn main() -> Result<(), Error> {
         key.expose()
     );
     println!();
+    // The SQS consumers, driven as Lambda's event source mappings would.
+    let usage = Arc::new(stack.usage_deps());
+    let source = stack.usage_source().await?;
+    tokio::spawn(source.run("usage", move |event| {
+        let usage = usage.clone();
+        async move { keyhub_usage::handle(&usage, event).await }
+    }));
+
     let gateway = Arc::new(Gateway::new(&stack)?);
     serve(listener, gateway, async {
         let _ = tokio::signal::ctrl_c().await;

@@ -1,0 +1,55 @@
+//! The usage function: aggregates a batch of usage records from SQS into
+//! DynamoDB. A record that cannot be parsed is logged and dropped (retrying
+//! cannot fix it); a record whose write failed is reported in
+//! `batchItemFailures`, so only it comes back.
+
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use keyhub::store::Store;
+use keyhub::usage::UsageRecord;
+
+pub struct Deps {
+    pub store: Store,
+    pub retention: Duration,
+    pub aggregate_retention: Duration,
+}
+
+#[tracing::instrument(skip_all, fields(messages = event.records.len()))]
+pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    let mut records = Vec::with_capacity(event.records.len());
+    let mut ids = Vec::with_capacity(event.records.len());
+    for message in event.records {
+        let id = message.message_id.unwrap_or_default();
+        match UsageRecord::parse(message.body.as_deref().unwrap_or("")) {
+            Ok(r) => {
+                records.push(r);
+                ids.push(id);
+            }
+            Err(reason) => tracing::warn!(message_id = %id, %reason, "dropping a bad usage record"),
+        }
+    }
+    let outcome = deps
+        .store
+        .apply_usage(&records, deps.retention, deps.aggregate_retention)
+        .await;
+    tracing::info!(
+        applied = outcome.applied,
+        duplicates = outcome.duplicates,
+        failed = outcome.failed.len(),
+        "usage batch"
+    );
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = outcome
+        .failed
+        .iter()
+        .filter_map(|&i| ids.get(i))
+        .filter(|id| !id.is_empty())
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id.clone();
+            f
+        })
+        .collect();
+    response
+}

@@ -1,0 +1,24 @@
+//! Lambda entry point of the usage aggregator.
+
+use aws_lambda_events::sqs::SqsEvent;
+use keyhub::config::Config;
+use keyhub::store::Store;
+use keyhub_usage::{Deps, handle};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    keyhub::telemetry::init();
+    let config = Config::from_env()?;
+    let sdk = keyhub::aws_config().await;
+    let deps = Deps {
+        store: Store::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone()),
+        retention: config.usage_retention,
+        aggregate_retention: config.usage_aggregate_retention,
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, Error>(handle(deps, event.payload).await)
+    }))
+    .await
+}

@@ -1,0 +1,221 @@
+//! Usage records: one per request that passed the key check, sent to SQS by
+//! the guard and aggregated by the usage function. The aggregation here is
+//! pure: a batch of records in, the sums each stored item needs out, so that
+//! a batch costs one write per distinct key, hour and endpoint rather than
+//! one per record.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pepper::KeyId;
+use crate::time::{self, Timestamp};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageRecord {
+    pub request_id: String,
+    pub key_id: String,
+    pub account_id: String,
+    pub method: String,
+    /// The route's resource path (`/api/v1/api-keys/{id}`), so that usage
+    /// groups by endpoint, not by every id in a path.
+    pub route: String,
+    pub status: u16,
+    pub latency_ms: f64,
+    #[serde(with = "time::rfc3339")]
+    pub time: Timestamp,
+}
+
+impl UsageRecord {
+    /// Parses a queued record, refusing anything that could not have come
+    /// from the guard.
+    pub fn parse(body: &str) -> Result<Self, String> {
+        let r: UsageRecord = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        let ok = KeyId::parse(&r.key_id).is_some()
+            && (1..=100).contains(&r.request_id.len())
+            && (1..=100).contains(&r.account_id.len())
+            && (1..=10).contains(&r.method.len())
+            && r.method.bytes().all(|b| b.is_ascii_uppercase())
+            && r.route.starts_with('/')
+            && r.route.len() <= 300
+            && (100..=599).contains(&r.status)
+            && r.latency_ms.is_finite()
+            && (0.0..=3_600_000.0).contains(&r.latency_ms);
+        if ok {
+            Ok(r)
+        } else {
+            Err("a field is out of range".into())
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("{} {}", self.method, self.route)
+    }
+}
+
+/// `2026-11-23T18`: the UTC hour a time falls in, as stored.
+pub fn hour_of(t: &Timestamp) -> String {
+    t.format("%Y-%m-%dT%H").to_string()
+}
+
+/// Sums for one stored aggregate.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Tally {
+    pub requests: u64,
+    pub s2xx: u64,
+    pub s3xx: u64,
+    pub s4xx: u64,
+    pub s5xx: u64,
+    pub s429: u64,
+    pub latency_sum_ms: f64,
+    pub latency_max_ms: f64,
+    pub last: Option<Timestamp>,
+}
+
+impl Tally {
+    pub fn add(&mut self, r: &UsageRecord) {
+        self.requests += 1;
+        match r.status {
+            200..=299 => self.s2xx += 1,
+            300..=399 => self.s3xx += 1,
+            400..=499 => self.s4xx += 1,
+            _ => self.s5xx += 1,
+        }
+        if r.status == 429 {
+            self.s429 += 1;
+        }
+        self.latency_sum_ms += r.latency_ms;
+        self.latency_max_ms = self.latency_max_ms.max(r.latency_ms);
+        self.last = self.last.max(Some(r.time));
+    }
+}
+
+/// What a batch adds to each aggregate.
+#[derive(Debug, Default, PartialEq)]
+pub struct Sums {
+    /// (key id, hour, endpoint) → sums
+    pub endpoints: BTreeMap<(String, String, String), Tally>,
+    /// key id → sums (for `usage_count` and `last_used`)
+    pub keys: BTreeMap<String, Tally>,
+    /// account id → sums
+    pub accounts: BTreeMap<String, Tally>,
+}
+
+pub fn sum(records: &[UsageRecord]) -> Sums {
+    let mut s = Sums::default();
+    for r in records {
+        s.endpoints
+            .entry((r.key_id.clone(), hour_of(&r.time), r.endpoint()))
+            .or_default()
+            .add(r);
+        s.keys.entry(r.key_id.clone()).or_default().add(r);
+        s.accounts.entry(r.account_id.clone()).or_default().add(r);
+    }
+    s
+}
+
+/// Sends records to the usage queue: one SQS call per request.
+#[derive(Clone)]
+pub struct UsageSink {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl UsageSink {
+    pub fn new(sqs: aws_sdk_sqs::Client, queue_url: String) -> Self {
+        UsageSink { sqs, queue_url }
+    }
+
+    /// Sends one record. A failure is logged, not returned: losing a usage
+    /// record must not fail the request it describes.
+    #[tracing::instrument(skip_all, fields(request_id = %record.request_id))]
+    pub async fn send(&self, record: &UsageRecord) {
+        let body = match serde_json::to_string(record) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "usage record not serialisable");
+                return;
+            }
+        };
+        if let Err(e) = self
+            .sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+        {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "usage record not sent");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str, status: u16, latency_ms: f64, at: &str) -> UsageRecord {
+        UsageRecord {
+            request_id: format!("r-{key}-{status}-{at}"),
+            key_id: key.into(),
+            account_id: "acct_1".into(),
+            method: "GET".into(),
+            route: "/api/v1/api-keys/{id}".into(),
+            status,
+            latency_ms,
+            time: time::parse(at).unwrap(),
+        }
+    }
+
+    const K1: &str = "key_0000000000000000000001";
+    const K2: &str = "key_0000000000000000000002";
+
+    #[test]
+    fn sums_group_by_key_hour_and_endpoint() {
+        let rs = vec![
+            record(K1, 200, 10.0, "2026-01-01T10:00:00Z"),
+            record(K1, 429, 2.0, "2026-01-01T10:59:59Z"),
+            record(K1, 500, 30.0, "2026-01-01T11:00:00Z"),
+            record(K2, 201, 5.0, "2026-01-01T10:30:00Z"),
+        ];
+        let s = sum(&rs);
+        assert_eq!(s.endpoints.len(), 3);
+        let k1_10 = s.endpoints[&(
+            K1.to_string(),
+            "2026-01-01T10".to_string(),
+            "GET /api/v1/api-keys/{id}".to_string(),
+        )];
+        assert_eq!(
+            (k1_10.requests, k1_10.s2xx, k1_10.s4xx, k1_10.s429),
+            (2, 1, 1, 1)
+        );
+        assert_eq!(k1_10.latency_sum_ms, 12.0);
+        assert_eq!(k1_10.latency_max_ms, 10.0);
+        assert_eq!(s.keys[K1].requests, 3);
+        assert_eq!(s.keys[K1].last, time::parse("2026-01-01T11:00:00Z"));
+        assert_eq!(s.accounts["acct_1"].requests, 4);
+        assert_eq!(s.accounts["acct_1"].s5xx, 1);
+    }
+
+    #[test]
+    fn records_out_of_range_are_refused() {
+        let good = record(K1, 200, 1.0, "2026-01-01T10:00:00Z");
+        let text = serde_json::to_string(&good).unwrap();
+        assert_eq!(UsageRecord::parse(&text).unwrap(), good);
+        for (field, value) in [
+            ("status", serde_json::json!(99)),
+            ("latency_ms", serde_json::json!(-1.0)),
+            ("key_id", serde_json::json!("nope")),
+            ("method", serde_json::json!("get")),
+            ("route", serde_json::json!("no-slash")),
+            ("time", serde_json::json!("yesterday")),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            v[field] = value;
+            assert!(UsageRecord::parse(&v.to_string()).is_err(), "{field}");
+        }
+        assert!(UsageRecord::parse("not json").is_err());
+        assert!(UsageRecord::parse(&text.replace("}", ",\"x\":1}")).is_err());
+    }
+}
