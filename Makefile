@@ -11,7 +11,8 @@ dev:
 	$(STACK) run --persist -- $(CARGO) run -q -p keyhub-tools --bin keyhub-local
 
 ## test: install what is missing, start the local services, run every test
-test:
+## (after the lints: rustfmt and clippy with warnings as errors)
+test: lint
 	$(CARGO) build --workspace --all-targets
 	$(STACK) run -- $(CARGO) test --workspace --no-fail-fast
 

@@ -20,8 +20,6 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use keyhub::guard::Guard;
-use keyhub::ratelimit::Limiter;
 use keyhub_authorizer::routes::RouteScopes;
 use serde_json::Value;
 
@@ -61,19 +59,9 @@ impl Gateway {
             .find(|(k, _)| k == "KEYHUB_ROUTE_SCOPES")
             .map(|(_, v)| v.as_str())
             .unwrap_or("");
-        let limiter = Limiter::new(
-            stack.store.client().clone(),
-            stack.config.tables.counters.clone(),
-        );
         Ok(Gateway {
             api: stack.api_deps(),
-            example: keyhub_example::Deps {
-                guard: Guard::new(
-                    limiter,
-                    stack.config.rate_limits.clone(),
-                    stack.config.rate_limit_fail_open,
-                ),
-            },
+            example: stack.example_deps(),
             authorizer: keyhub_authorizer::Deps {
                 auth: stack.authenticator(),
                 policy: stack.config.rate_limits.clone(),

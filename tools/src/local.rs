@@ -7,8 +7,11 @@ use std::collections::HashMap;
 use aws_config::SdkConfig;
 use keyhub::auth::Authenticator;
 use keyhub::config::Config;
+use keyhub::guard::Guard;
 use keyhub::pepper::Pepper;
+use keyhub::ratelimit::Limiter;
 use keyhub::store::Store;
+use keyhub::usage::UsageSink;
 
 use crate::Error;
 use crate::resources::{ensure_queues, ensure_secret, ensure_tables};
@@ -104,12 +107,34 @@ impl LocalStack {
         )
     }
 
-    pub fn usage_deps(&self) -> keyhub_usage::Deps {
-        keyhub_usage::Deps {
-            store: self.store.clone(),
-            retention: self.config.usage_retention,
-            aggregate_retention: self.config.usage_aggregate_retention,
+    /// What the example function's `main.rs` builds: a guard with this
+    /// stack's limits and usage queue.
+    pub fn example_deps(&self) -> keyhub_example::Deps {
+        let limiter = Limiter::new(
+            self.store.client().clone(),
+            self.config.tables.counters.clone(),
+        );
+        let usage = self
+            .config
+            .usage_queue_url
+            .clone()
+            .map(|url| UsageSink::new(self.sqs.clone(), url));
+        keyhub_example::Deps {
+            guard: Guard::new(
+                limiter,
+                self.config.rate_limits.clone(),
+                self.config.rate_limit_fail_open,
+            )
+            .with_usage(usage),
         }
+    }
+
+    pub fn usage_deps(&self) -> keyhub_usage::Deps {
+        keyhub_usage::Deps::new(
+            self.store.clone(),
+            self.config.usage_retention,
+            self.config.usage_aggregate_retention,
+        )
     }
 
     /// The usage queue as the usage function's event source.

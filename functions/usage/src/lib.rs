@@ -3,16 +3,30 @@
 //! cannot fix it); a record whose write failed is reported in
 //! `batchItemFailures`, so only it comes back.
 
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use keyhub::store::Store;
+use keyhub::store::{Maxima, Store};
 use keyhub::usage::UsageRecord;
 
 pub struct Deps {
     pub store: Store,
     pub retention: Duration,
     pub aggregate_retention: Duration,
+    /// What this warm environment knows of stored maxima.
+    pub maxima: Mutex<Maxima>,
+}
+
+impl Deps {
+    pub fn new(store: Store, retention: Duration, aggregate_retention: Duration) -> Self {
+        Deps {
+            store,
+            retention,
+            aggregate_retention,
+            maxima: Mutex::new(Maxima::default()),
+        }
+    }
 }
 
 #[tracing::instrument(skip_all, fields(messages = event.records.len()))]
@@ -31,7 +45,12 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     }
     let outcome = deps
         .store
-        .apply_usage(&records, deps.retention, deps.aggregate_retention)
+        .apply_usage(
+            &records,
+            deps.retention,
+            deps.aggregate_retention,
+            &deps.maxima,
+        )
         .await;
     tracing::info!(
         applied = outcome.applied,

@@ -11,11 +11,11 @@ async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
     let config = Config::from_env()?;
     let sdk = keyhub::aws_config().await;
-    let deps = Deps {
-        store: Store::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone()),
-        retention: config.usage_retention,
-        aggregate_retention: config.usage_aggregate_retention,
-    };
+    let deps = Deps::new(
+        Store::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone()),
+        config.usage_retention,
+        config.usage_aggregate_retention,
+    );
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, Error>(handle(deps, event.payload).await)

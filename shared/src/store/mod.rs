@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 pub use keys::KeyPatch;
-pub use usage::{EndpointHour, RecentRequest, UsageOutcome, hour_start};
+pub use usage::{EndpointHour, Maxima, RecentRequest, UsageOutcome, hour_start};
 
 use crate::error::ApiError;
 

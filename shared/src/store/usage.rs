@@ -3,25 +3,67 @@
 //! per-hour sums, per-key `usage_count` and `last_used` on the key item, and
 //! per-account totals.
 //!
-//! A chunk of records is applied in one transaction: each record's marker is
-//! put only if absent, and the sums of the records go with them, so a record
-//! delivered twice is counted once and a crash never leaves half a batch.
+//! Records are sorted by key, hour and endpoint and packed into transactions
+//! of up to 100 items: each record's marker, put only if absent, and the sums
+//! of the pack, one item per distinct (key, hour, endpoint), key and account.
+//! So a record delivered twice is counted once, a crash never leaves half a
+//! pack, and a batch costs about one write per record plus one per distinct
+//! aggregate.
+//!
+//! `last_used` and the latency maximum only ever rise. They are set in the
+//! same transaction under a condition (`stored <= new`), and only when the
+//! value is above what this consumer last saw stored (`Maxima`), so the
+//! condition rarely fails; when it does, the pack is retried without that
+//! one `SET`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use futures::future::join_all;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 
 use super::{Store, StoreError, classify};
 use crate::time::{self, Timestamp};
 use crate::usage::{self, Tally, UsageRecord};
 
-/// Records per transaction: a marker each, and at most one sum item per
-/// record for endpoints, keys and accounts, within DynamoDB's 100 actions.
-const CHUNK: usize = 20;
+/// DynamoDB's limit on the actions of one transaction.
+const MAX_ITEMS: usize = 100;
 const ATTEMPTS: usize = 6;
+
+type EndpointKey = (String, String, String);
+/// A DynamoDB item as the SDK gives it.
+type RawItem = HashMap<String, AttributeValue>;
+
+/// The largest `last_used` and latency maximum this consumer knows to be
+/// stored, so that it only writes values that raise them.
+#[derive(Debug, Default)]
+pub struct Maxima {
+    last_used: HashMap<String, Timestamp>,
+    latency: HashMap<EndpointKey, f64>,
+}
+
+impl Maxima {
+    const CAP: usize = 50_000;
+
+    fn note_last_used(&mut self, key: &str, t: Timestamp) {
+        if self.last_used.len() > Self::CAP {
+            self.last_used.clear();
+        }
+        let e = self.last_used.entry(key.to_string()).or_insert(t);
+        *e = (*e).max(t);
+    }
+
+    fn note_latency(&mut self, agg: &EndpointKey, m: f64) {
+        if self.latency.len() > Self::CAP {
+            self.latency.clear();
+        }
+        let e = self.latency.entry(agg.clone()).or_insert(m);
+        *e = e.max(m);
+    }
+}
 
 /// What happened to a batch, by index into the records given.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -112,43 +154,33 @@ fn add_tally(t: &Tally) -> (String, Vec<(String, AttributeValue)>) {
 #[derive(Debug, Clone, PartialEq)]
 enum Item {
     Marker(usize),
-    Key(String),
-    Other,
+    /// A key's count; `true` if it also sets `last_used`.
+    Key(String, bool),
+    /// An endpoint-hour sum; `true` if it also sets the latency maximum.
+    Endpoint(EndpointKey, bool),
+    Account,
+}
+
+/// What a failed condition taught: which parts to leave out next time.
+#[derive(Default)]
+struct Exclusions {
+    deleted_keys: HashSet<String>,
+    no_last_used: HashSet<String>,
+    no_max: HashSet<EndpointKey>,
+}
+
+fn build_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
 }
 
 impl Store {
-    fn usage_update(
-        &self,
-        pk: String,
-        sk: String,
-        t: &Tally,
-        extra_set: Option<(&str, Vec<(String, AttributeValue)>)>,
-    ) -> Result<Update, StoreError> {
-        let (mut expr, values) = add_tally(t);
-        let mut b = Update::builder()
-            .table_name(&self.tables.usage)
-            .key("pk", s(pk))
-            .key("sk", s(sk));
-        if let Some((set, vals)) = extra_set {
-            expr = format!("{expr} SET {set}");
-            for (k, v) in vals {
-                b = b.expression_attribute_values(k, v);
-            }
-        }
-        for (k, v) in values {
-            b = b.expression_attribute_values(k, v);
-        }
-        b.update_expression(expr)
-            .build()
-            .map_err(|e| StoreError::Internal(e.to_string()))
-    }
-
-    /// The transaction for some records: markers first (in record order),
-    /// then the sums.
+    /// The transaction for a pack of records: markers first (in record
+    /// order), then the sums.
     fn usage_transaction(
         &self,
         records: &[(usize, &UsageRecord)],
-        deleted_keys: &HashSet<String>,
+        skip: &Exclusions,
+        known: &Maxima,
         retention: Duration,
         aggregate_retention: Duration,
     ) -> Result<(Vec<TransactWriteItem>, Vec<Item>), StoreError> {
@@ -172,50 +204,95 @@ impl Store {
                 .item("expires_at", n(expires))
                 .condition_expression("attribute_not_exists(sk)")
                 .build()
-                .map_err(|e| StoreError::Internal(e.to_string()))?;
+                .map_err(build_err)?;
             items.push(TransactWriteItem::builder().put(put).build());
             kinds.push(Item::Marker(*i));
         }
         let owned: Vec<UsageRecord> = records.iter().map(|(_, r)| (*r).clone()).collect();
         let sums = usage::sum(&owned);
-        for ((key, hour, endpoint), t) in &sums.endpoints {
-            let expires = time::parse(&format!("{hour}:00:00Z")).map_or(0, |h| h.timestamp())
+        for (agg, t) in &sums.endpoints {
+            let (key, hour, endpoint) = agg;
+            let expires = hour_start(hour).map_or(0, |h| h.timestamp())
                 + aggregate_retention.as_secs() as i64;
-            let update = self.usage_update(
-                format!("k#{key}"),
-                format!("h#{hour}#{endpoint}"),
-                t,
-                Some((
-                    "hour_start = :hour, endpoint = :endpoint, expires_at = :expires",
-                    vec![
-                        (":hour".into(), s(hour.as_str())),
-                        (":endpoint".into(), s(endpoint.as_str())),
-                        (":expires".into(), n(expires)),
-                    ],
-                )),
-            )?;
+            let (add, values) = add_tally(t);
+            let raise = !skip.no_max.contains(agg)
+                && known.latency.get(agg).is_none_or(|m| t.latency_max_ms > *m);
+            let mut set =
+                "hour_start = :hour, endpoint = :endpoint, expires_at = :expires".to_string();
+            let mut b = Update::builder()
+                .table_name(&self.tables.usage)
+                .key("pk", s(format!("k#{key}")))
+                .key("sk", s(format!("h#{hour}#{endpoint}")))
+                .expression_attribute_values(":hour", s(hour.as_str()))
+                .expression_attribute_values(":endpoint", s(endpoint.as_str()))
+                .expression_attribute_values(":expires", n(expires))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            if raise {
+                set.push_str(", latency_max_ms = :max");
+                b = b
+                    .condition_expression(
+                        "attribute_not_exists(latency_max_ms) OR latency_max_ms <= :max",
+                    )
+                    .expression_attribute_values(":max", n(t.latency_max_ms));
+            }
+            for (k, v) in values {
+                b = b.expression_attribute_values(k, v);
+            }
+            let update = b
+                .update_expression(format!("{add} SET {set}"))
+                .build()
+                .map_err(build_err)?;
             items.push(TransactWriteItem::builder().update(update).build());
-            kinds.push(Item::Other);
+            kinds.push(Item::Endpoint(agg.clone(), raise));
         }
         for (key, t) in &sums.keys {
-            if deleted_keys.contains(key) {
+            if skip.deleted_keys.contains(key) {
                 continue;
             }
-            let update = Update::builder()
+            let last = t.last.filter(|l| {
+                !skip.no_last_used.contains(key) && known.last_used.get(key).is_none_or(|k| l > k)
+            });
+            let mut b = Update::builder()
                 .table_name(&self.tables.keys)
                 .key("id", s(key.as_str()))
-                .update_expression("ADD usage_count :n")
-                .condition_expression("attribute_exists(id)")
                 .expression_attribute_values(":n", n(t.requests))
-                .build()
-                .map_err(|e| StoreError::Internal(e.to_string()))?;
-            items.push(TransactWriteItem::builder().update(update).build());
-            kinds.push(Item::Key(key.clone()));
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            b = match last {
+                Some(l) => b
+                    .update_expression("ADD usage_count :n SET last_used = :t")
+                    .condition_expression("attribute_exists(id) AND (attribute_not_exists(last_used) OR last_used <= :t)")
+                    .expression_attribute_values(":t", s(time::format(&l))),
+                None => b
+                    .update_expression("ADD usage_count :n")
+                    .condition_expression("attribute_exists(id)"),
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .update(b.build().map_err(build_err)?)
+                    .build(),
+            );
+            kinds.push(Item::Key(key.clone(), last.is_some()));
         }
         for (account, t) in &sums.accounts {
-            let update = self.usage_update(format!("a#{account}"), "total".to_string(), t, None)?;
-            items.push(TransactWriteItem::builder().update(update).build());
-            kinds.push(Item::Other);
+            let (add, values) = add_tally(t);
+            let mut b = Update::builder()
+                .table_name(&self.tables.usage)
+                .key("pk", s(format!("a#{account}")))
+                .key("sk", s("total"))
+                .update_expression(add);
+            for (k, v) in values {
+                b = b.expression_attribute_values(k, v);
+            }
+            items.push(
+                TransactWriteItem::builder()
+                    .update(b.build().map_err(build_err)?)
+                    .build(),
+            );
+            kinds.push(Item::Account);
         }
         Ok((items, kinds))
     }
@@ -227,37 +304,48 @@ impl Store {
         records: &[UsageRecord],
         retention: Duration,
         aggregate_retention: Duration,
+        maxima: &Mutex<Maxima>,
     ) -> UsageOutcome {
+        let mut order: Vec<(usize, &UsageRecord)> = records.iter().enumerate().collect();
+        order.sort_by(|(_, a), (_, b)| {
+            (&a.key_id, usage::hour_of(&a.time), a.endpoint()).cmp(&(
+                &b.key_id,
+                usage::hour_of(&b.time),
+                b.endpoint(),
+            ))
+        });
         let mut outcome = UsageOutcome::default();
-        let indexed: Vec<(usize, &UsageRecord)> = records.iter().enumerate().collect();
-        for chunk in indexed.chunks(CHUNK) {
-            self.apply_chunk(chunk.to_vec(), retention, aggregate_retention, &mut outcome)
+        for pack in packs(order) {
+            self.apply_pack(pack, retention, aggregate_retention, maxima, &mut outcome)
                 .await;
         }
         outcome
     }
 
-    /// One transaction's worth. Duplicates and deleted keys are taken out and
-    /// the rest retried; throttling is retried with backoff; a write DynamoDB
-    /// refuses outright (a corrupt item) splits the chunk in halves, so that
-    /// in the end only the records that cannot be written fail.
-    fn apply_chunk<'a>(
+    /// One transaction's worth. Duplicates, deleted keys and stale maxima are
+    /// taken out and the rest retried; throttling is retried with backoff; a
+    /// write DynamoDB refuses outright (a corrupt item) splits the pack in
+    /// halves, so that in the end only the records that cannot be written
+    /// fail.
+    fn apply_pack<'a>(
         &'a self,
         mut live: Vec<(usize, &'a UsageRecord)>,
         retention: Duration,
         aggregate_retention: Duration,
+        maxima: &'a Mutex<Maxima>,
         outcome: &'a mut UsageOutcome,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
-            let mut deleted_keys = HashSet::new();
+            let mut skip = Exclusions::default();
             let mut attempt = 0;
             while !live.is_empty() {
-                let (items, kinds) = match self.usage_transaction(
-                    &live,
-                    &deleted_keys,
-                    retention,
-                    aggregate_retention,
-                ) {
+                let built = match maxima.lock() {
+                    Ok(known) => {
+                        self.usage_transaction(&live, &skip, &known, retention, aggregate_retention)
+                    }
+                    Err(_) => Err(StoreError::Internal("maxima lock poisoned".into())),
+                };
+                let (items, kinds) = match built {
                     Ok(x) => x,
                     Err(e) => {
                         tracing::error!(error = %e, "could not build the usage transaction");
@@ -274,37 +362,70 @@ impl Store {
                 {
                     Ok(_) => {
                         outcome.applied += live.len();
-                        self.raise_maxima(&live, &deleted_keys).await;
+                        if let Ok(mut known) = maxima.lock() {
+                            let owned: Vec<UsageRecord> =
+                                live.iter().map(|(_, r)| (*r).clone()).collect();
+                            let sums = usage::sum(&owned);
+                            for kind in &kinds {
+                                match kind {
+                                    Item::Key(k, true) => {
+                                        if let Some(t) = sums.keys.get(k).and_then(|t| t.last) {
+                                            known.note_last_used(k, t);
+                                        }
+                                    }
+                                    Item::Endpoint(agg, true) => {
+                                        if let Some(t) = sums.endpoints.get(agg) {
+                                            known.note_latency(agg, t.latency_max_ms);
+                                        }
+                                    }
+                                    _ => {}
+                                }
+                            }
+                        }
                         return;
                     }
                     Err(e) => e,
                 };
-                let reasons: Vec<Option<String>> = match err.as_service_error() {
+                let reasons: Vec<(Option<String>, Option<RawItem>)> = match err.as_service_error() {
                     Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
                         .cancellation_reasons()
                         .iter()
-                        .map(|r| r.code().map(str::to_string))
+                        .map(|r| (r.code().map(str::to_string), r.item().cloned()))
                         .collect(),
                     _ => Vec::new(),
                 };
                 let mut resolved = false;
-                for (idx, code) in reasons.iter().enumerate() {
+                for (idx, (code, old)) in reasons.iter().enumerate() {
                     if code.as_deref() != Some("ConditionalCheckFailed") {
                         continue;
                     }
+                    resolved = true;
                     match kinds.get(idx) {
                         Some(Item::Marker(i)) => {
                             live.retain(|(j, _)| j != i);
                             outcome.duplicates += 1;
-                            resolved = true;
                         }
-                        Some(Item::Key(k)) => {
-                            // A deleted key: its records still count for its
-                            // hours and its account.
-                            deleted_keys.insert(k.clone());
-                            resolved = true;
+                        // Deleted: its records still count for its hours and account.
+                        Some(Item::Key(k, _)) if old.is_none() => {
+                            skip.deleted_keys.insert(k.clone());
                         }
-                        _ => {}
+                        Some(Item::Key(k, _)) => {
+                            skip.no_last_used.insert(k.clone());
+                            let stored = old
+                                .as_ref()
+                                .map(|o| text(o, "last_used"))
+                                .and_then(|t| time::parse(&t));
+                            if let (Some(t), Ok(mut known)) = (stored, maxima.lock()) {
+                                known.note_last_used(k, t);
+                            }
+                        }
+                        Some(Item::Endpoint(agg, _)) => {
+                            skip.no_max.insert(agg.clone());
+                            if let (Some(o), Ok(mut known)) = (old, maxima.lock()) {
+                                known.note_latency(agg, num(o, "latency_max_ms"));
+                            }
+                        }
+                        _ => resolved = false,
                     }
                 }
                 if resolved {
@@ -312,7 +433,7 @@ impl Store {
                 }
                 let refused = reasons
                     .iter()
-                    .any(|c| c.as_deref() == Some("ValidationError"))
+                    .any(|(c, _)| c.as_deref() == Some("ValidationError"))
                     || matches!(classify(err), StoreError::Internal(_));
                 if refused {
                     if live.len() == 1 {
@@ -321,9 +442,9 @@ impl Store {
                         return;
                     }
                     let right = live.split_off(live.len() / 2);
-                    self.apply_chunk(live, retention, aggregate_retention, outcome)
+                    self.apply_pack(live, retention, aggregate_retention, maxima, outcome)
                         .await;
-                    self.apply_chunk(right, retention, aggregate_retention, outcome)
+                    self.apply_pack(right, retention, aggregate_retention, maxima, outcome)
                         .await;
                     return;
                 }
@@ -337,54 +458,6 @@ impl Store {
                 tokio::time::sleep(backoff + Duration::from_millis(jitter_ms(attempt))).await;
             }
         })
-    }
-
-    /// `last_used` and `latency_max_ms` only ever rise: a conditional
-    /// `SET` each, idempotent, so outside the transaction and best effort.
-    async fn raise_maxima(&self, live: &[(usize, &UsageRecord)], deleted_keys: &HashSet<String>) {
-        let owned: Vec<UsageRecord> = live.iter().map(|(_, r)| (*r).clone()).collect();
-        let sums = usage::sum(&owned);
-        let mut calls = Vec::new();
-        for (key, t) in &sums.keys {
-            let Some(last) = t.last else { continue };
-            if deleted_keys.contains(key) {
-                continue;
-            }
-            calls.push(
-                self.client
-                    .update_item()
-                    .table_name(&self.tables.keys)
-                    .key("id", s(key.as_str()))
-                    .update_expression("SET last_used = :t")
-                    .condition_expression("attribute_exists(id) AND (attribute_not_exists(last_used) OR last_used < :t)")
-                    .expression_attribute_values(":t", s(time::format(&last)))
-                    .send(),
-            );
-        }
-        for ((key, hour, endpoint), t) in &sums.endpoints {
-            calls.push(
-                self.client
-                    .update_item()
-                    .table_name(&self.tables.usage)
-                    .key("pk", s(format!("k#{key}")))
-                    .key("sk", s(format!("h#{hour}#{endpoint}")))
-                    .update_expression("SET latency_max_ms = :m")
-                    .condition_expression(
-                        "attribute_not_exists(latency_max_ms) OR latency_max_ms < :m",
-                    )
-                    .expression_attribute_values(":m", n(t.latency_max_ms))
-                    .send(),
-            );
-        }
-        for result in join_all(calls).await {
-            if let Err(e) = result
-                && !e
-                    .as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception())
-            {
-                tracing::warn!(error = %classify(e), "could not raise a usage maximum");
-            }
-        }
     }
 
     /// A key's most recent requests, newest first.
@@ -473,6 +546,36 @@ impl Store {
             .map_err(classify)?;
         Ok(out.item.as_ref().map(tally_of).unwrap_or_default())
     }
+}
+
+/// Splits sorted records into packs whose transactions stay within
+/// `MAX_ITEMS`: each record adds its marker, and one item for each aggregate
+/// (key-hour-endpoint, key, account) the pack does not have yet.
+fn packs(sorted: Vec<(usize, &UsageRecord)>) -> Vec<Vec<(usize, &UsageRecord)>> {
+    let mut out = Vec::new();
+    let mut pack: Vec<(usize, &UsageRecord)> = Vec::new();
+    let (mut endpoints, mut keys, mut accounts) = (HashSet::new(), HashSet::new(), HashSet::new());
+    for (i, r) in sorted {
+        let e = (r.key_id.clone(), usage::hour_of(&r.time), r.endpoint());
+        let added = 1
+            + usize::from(!endpoints.contains(&e))
+            + usize::from(!keys.contains(&r.key_id))
+            + usize::from(!accounts.contains(&r.account_id));
+        if pack.len() + endpoints.len() + keys.len() + accounts.len() + added > MAX_ITEMS {
+            out.push(std::mem::take(&mut pack));
+            endpoints.clear();
+            keys.clear();
+            accounts.clear();
+        }
+        endpoints.insert(e);
+        keys.insert(r.key_id.clone());
+        accounts.insert(r.account_id.clone());
+        pack.push((i, r));
+    }
+    if !pack.is_empty() {
+        out.push(pack);
+    }
+    out
 }
 
 fn jitter_ms(attempt: usize) -> u64 {

@@ -1,5 +1,4 @@
 use std::collections::HashMap;
-use std::time::Duration;
 
 use futures::future::join_all;
 use keyhub::key::{self, NewKey};
