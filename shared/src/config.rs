@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::apikey::KeyPrefix;
 use crate::cache::CacheSettings;
 use crate::limits::RateLimitPolicy;
+use crate::netpolicy::AddressPolicy;
 use crate::store::Tables;
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,24 @@ pub struct Config {
     pub usage_retention: Duration,
     /// How long the per-hour usage sums are kept.
     pub usage_aggregate_retention: Duration,
+    pub webhooks: WebhookSettings,
+    /// Keys older than this owe an `api_key.rotation_due` event.
+    pub rotation_period: Duration,
+}
+
+/// Webhook delivery settings.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// The webhook queue (events and retries); no events are sent when unset.
+    pub queue_url: Option<String>,
+    /// Secrets Manager id of the key that seals signing secrets.
+    pub key_secret_id: Option<String>,
+    pub addresses: AddressPolicy,
+    pub timeout: Duration,
+    /// Multiplies the retry schedule (1 in production; tests shrink it).
+    pub retry_scale: f64,
+    /// An endpoint failing every attempt for this long is turned off.
+    pub disable_after: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +118,7 @@ impl Config {
                 accounts: required("ACCOUNTS_TABLE")?,
                 counters: required("COUNTERS_TABLE")?,
                 usage: required("USAGE_TABLE")?,
+                webhooks: required("WEBHOOKS_TABLE")?,
             },
             pepper_secret_id: required("PEPPER_SECRET_ID")?,
             rate_limits,
@@ -111,6 +131,31 @@ impl Config {
             ),
             usage_aggregate_retention: Duration::from_secs_f64(
                 number("KEYHUB_USAGE_AGGREGATE_RETENTION_DAYS", 400.0)? * 86_400.0,
+            ),
+            webhooks: WebhookSettings {
+                queue_url: get("WEBHOOK_QUEUE_URL").filter(|v| !v.is_empty()),
+                key_secret_id: get("WEBHOOK_KEY_SECRET_ID").filter(|v| !v.is_empty()),
+                addresses: AddressPolicy::parse(
+                    &get("KEYHUB_WEBHOOK_ALLOWED_NETWORKS").unwrap_or_default(),
+                    match get("KEYHUB_WEBHOOK_ALLOW_HTTP").as_deref() {
+                        None | Some("") | Some("false") => false,
+                        Some("true") => true,
+                        Some(v) => {
+                            return Err(ConfigError(format!(
+                                "KEYHUB_WEBHOOK_ALLOW_HTTP must be true or false, not {v}"
+                            )));
+                        }
+                    },
+                )
+                .map_err(|e| ConfigError(format!("KEYHUB_WEBHOOK_ALLOWED_NETWORKS: {e}")))?,
+                timeout: Duration::from_secs_f64(number("KEYHUB_WEBHOOK_TIMEOUT_SECONDS", 30.0)?),
+                retry_scale: number("KEYHUB_WEBHOOK_RETRY_SCALE", 1.0)?,
+                disable_after: Duration::from_secs_f64(
+                    number("KEYHUB_WEBHOOK_DISABLE_AFTER_DAYS", 5.0)? * 86_400.0,
+                ),
+            },
+            rotation_period: Duration::from_secs_f64(
+                number("KEYHUB_ROTATION_PERIOD_DAYS", 90.0)? * 86_400.0,
             ),
         })
     }
@@ -129,11 +174,12 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    const BASE: [(&str, &str); 5] = [
+    const BASE: [(&str, &str); 6] = [
         ("KEYS_TABLE", "s-keys"),
         ("ACCOUNTS_TABLE", "s-accounts"),
         ("COUNTERS_TABLE", "s-counters"),
         ("USAGE_TABLE", "s-usage"),
+        ("WEBHOOKS_TABLE", "s-webhooks"),
         ("PEPPER_SECRET_ID", "keyhub/pepper"),
     ];
 
@@ -167,7 +213,7 @@ mod tests {
 
     #[test]
     fn missing_and_bad_values_are_named() {
-        let err = Config::from_lookup(lookup(&BASE[..4])).unwrap_err();
+        let err = Config::from_lookup(lookup(&BASE[..5])).unwrap_err();
         assert!(err.to_string().contains("PEPPER_SECRET_ID"));
         let mut bad = BASE.to_vec();
         bad.push(("KEYHUB_KEY_PREFIX", "Bad_Prefix"));

@@ -12,9 +12,12 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::auth::{self, Authenticator, Principal};
 use crate::error::ApiError;
+use crate::eventbus::EventBus;
+use crate::events::Event;
 use crate::key::KeyRecord;
 use crate::limits::RateLimitPolicy;
 use crate::ratelimit::{Limiter, Outcome, WindowState, checks_for};
+use crate::store::Store;
 use crate::time::Timestamp;
 use crate::usage::{UsageRecord, UsageSink};
 
@@ -27,6 +30,8 @@ pub struct Guard {
     policy: RateLimitPolicy,
     fail_open: bool,
     usage: Option<UsageSink>,
+    /// Where `rate_limit.exceeded` events go, if anywhere.
+    events: Option<(Store, EventBus)>,
 }
 
 /// A request that passed.
@@ -81,6 +86,41 @@ impl Guard {
             policy,
             fail_open,
             usage: None,
+            events: None,
+        }
+    }
+
+    /// Announces the first refusal of each key's or account's window as a
+    /// `rate_limit.exceeded` event.
+    pub fn with_events(mut self, events: Option<(Store, EventBus)>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Writes and sends the window's event unless another request did.
+    async fn announce(
+        &self,
+        p: &Principal,
+        counter_key: &str,
+        subject: &str,
+        state: &WindowState,
+        now: Timestamp,
+    ) {
+        let Some((store, bus)) = &self.events else {
+            return;
+        };
+        let data = serde_json::json!({
+            "key_id": p.key_id,
+            "subject": if subject.starts_with("a#") { "account" } else { "key" },
+            "window": state.window.as_str(),
+            "limit": state.limit,
+            "reset": state.reset,
+        });
+        let event = Event::new("rate_limit.exceeded", &p.account_id, data, now);
+        match store.announce_rate_limit(counter_key, &event).await {
+            Ok(true) => bus.publish(&[event]).await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "rate_limit.exceeded not recorded"),
         }
     }
 
@@ -187,14 +227,23 @@ impl Guard {
         let checks = checks_for(&p.key_id, &p.key_limits, &p.account_id, &p.account_limits);
         match self.limiter.hit(&checks, now).await {
             Ok(Outcome::Allowed(state)) => Ok(state),
-            Ok(Outcome::Denied { state, retry_after }) => Err(Rejection {
-                error: ApiError::RateLimited {
-                    limit: state.limit,
-                    window: state.window.as_str(),
-                    retry_after,
-                },
-                rate: Some(state),
-                principal: None,
+            Ok(Outcome::Denied {
+                state,
+                retry_after,
+                unannounced,
+            }) => Err({
+                if let Some((counter, subject, window)) = &unannounced {
+                    self.announce(p, counter, subject, window, now).await;
+                }
+                Rejection {
+                    error: ApiError::RateLimited {
+                        limit: state.limit,
+                        window: state.window.as_str(),
+                        retry_after,
+                    },
+                    rate: Some(state),
+                    principal: None,
+                }
             }),
             Err(e) if self.fail_open => {
                 tracing::warn!(error = %e, "rate limits unavailable; letting the request through (KEYHUB_RATE_LIMIT_FAIL_OPEN)");

@@ -7,6 +7,7 @@ use crate::apikey::{ApiKey, Environment, KeyPrefix};
 use crate::limits::{Limits, Plan, RateLimitPolicy};
 use crate::pepper::{KeyDigest, KeyId, Pepper};
 use crate::scope::Scopes;
+use crate::store::KeyPatch;
 use crate::time::{self, Timestamp};
 
 /// One DynamoDB item per key, keyed by `id`. `plan` is copied from the account
@@ -50,7 +51,18 @@ pub struct KeyRecord {
     /// Set on the old key when it is rotated: the id of its successor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotated_to: Option<String>,
+    /// `pending` while the sweeper still owes an `api_key.expired` event:
+    /// the partition key of the sparse `expiring` index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_check: Option<String>,
+    /// `pending` while the sweeper still owes an `api_key.rotation_due`
+    /// event: the partition key of the sparse `aging` index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_check: Option<String>,
 }
+
+/// The value of `expiry_check` and `rotation_check` while an event is owed.
+pub const PENDING: &str = "pending";
 
 /// The settings a new key is made with.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +108,8 @@ impl KeyRecord {
             rate_limits: settings.rate_limits,
             metadata: settings.metadata,
             rotated_to: None,
+            expiry_check: settings.expires_at.map(|_| PENDING.to_string()),
+            rotation_check: Some(PENDING.to_string()),
         }
     }
 
@@ -112,6 +126,35 @@ impl KeyRecord {
             rate_limits: self.rate_limits,
             metadata: self.metadata.clone(),
         }
+    }
+
+    /// The record after `patch`, as `Store::update_key` will write it.
+    pub fn apply(&self, patch: &KeyPatch, now: Timestamp) -> KeyRecord {
+        let mut k = self.clone();
+        if let Some(v) = &patch.name {
+            k.name = v.clone();
+        }
+        if let Some(v) = &patch.description {
+            k.description = v.clone();
+        }
+        if let Some(v) = patch.is_active {
+            k.is_active = v;
+        }
+        if let Some(v) = &patch.scopes {
+            k.scopes = v.clone();
+        }
+        if let Some(v) = &patch.rate_limits {
+            k.rate_limits = *v;
+        }
+        if let Some(v) = &patch.expires_at {
+            k.expires_at = *v;
+            k.expiry_check = v.map(|_| PENDING.to_string());
+        }
+        if let Some(v) = &patch.metadata {
+            k.metadata = v.clone();
+        }
+        k.updated_at = now;
+        k
     }
 
     pub fn key_id(&self) -> Option<KeyId> {
@@ -223,6 +266,34 @@ mod tests {
         r.is_active = true;
         r.expires_at = Some(now + chrono::Duration::seconds(1));
         assert_eq!(r.state(now), KeyState::Usable);
+    }
+
+    #[test]
+    fn a_patch_changes_only_its_fields_and_owes_an_expiry_event() {
+        let now = time::now();
+        let (_, r) = record(now);
+        assert_eq!(r.rotation_check.as_deref(), Some(PENDING));
+        assert_eq!(r.expiry_check, None);
+        let later = now + chrono::Duration::seconds(5);
+        let patch = KeyPatch {
+            name: Some("renamed".into()),
+            expires_at: Some(Some(later)),
+            ..KeyPatch::default()
+        };
+        let p = r.apply(&patch, later);
+        assert_eq!(p.name, "renamed");
+        assert_eq!(p.expires_at, Some(later));
+        assert_eq!(p.expiry_check.as_deref(), Some(PENDING));
+        assert_eq!(p.scopes, r.scopes);
+        assert_eq!(p.updated_at, later);
+        let cleared = p.apply(
+            &KeyPatch {
+                expires_at: Some(None),
+                ..KeyPatch::default()
+            },
+            later,
+        );
+        assert_eq!((cleared.expires_at, cleared.expiry_check), (None, None));
     }
 
     #[test]

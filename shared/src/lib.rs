@@ -10,19 +10,24 @@ pub mod base62;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod eventbus;
+pub mod events;
 pub mod guard;
 pub mod http;
 pub mod key;
 pub mod limits;
+pub mod netpolicy;
 pub mod pepper;
 pub mod ratelimit;
 pub mod routes;
 pub mod scope;
+pub mod sealed;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod time;
 pub mod usage;
+pub mod webhook;
 
 pub use error::ApiError;
 

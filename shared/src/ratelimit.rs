@@ -8,7 +8,8 @@
 //! higher for a moment and is denied too, never let through over the limit.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use futures::future::join_all;
 
 use crate::limits::{Limits, Window};
@@ -53,7 +54,7 @@ pub struct WindowState {
     pub reset: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Allowed; the window closest to its limit, for the `X-RateLimit-*`
     /// headers (`None` when nothing is limited).
@@ -62,6 +63,9 @@ pub enum Outcome {
     Denied {
         state: WindowState,
         retry_after: u64,
+        /// A refused counter whose `rate_limit.exceeded` event has not been
+        /// sent yet this window: (counter key, subject, window state).
+        unannounced: Option<(String, String, WindowState)>,
     },
 }
 
@@ -92,7 +96,10 @@ pub struct Limiter {
 
 enum Taken {
     Counted(u64),
-    Refused,
+    /// Refused; `true` when this window's event was already sent.
+    Refused {
+        announced: bool,
+    },
 }
 
 impl Limiter {
@@ -123,6 +130,7 @@ impl Limiter {
                 AttributeValue::N((end + check.window.seconds()).to_string()),
             )
             .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match out {
@@ -136,13 +144,12 @@ impl Limiter {
                     .unwrap_or(check.limit);
                 Ok(Taken::Counted(n))
             }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Taken::Refused)
-            }
-            Err(e) => Err(classify(e)),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) => Ok(Taken::Refused {
+                    announced: c.item().is_some_and(|i| i.contains_key("announced")),
+                }),
+                _ => Err(classify(e)),
+            },
         }
     }
 
@@ -169,6 +176,7 @@ impl Limiter {
         let results = join_all(checks.iter().map(|c| self.take(c, now))).await;
         let mut states = Vec::with_capacity(checks.len());
         let mut refused = Vec::new();
+        let mut unannounced = None;
         let mut counted = Vec::new();
         let mut failure = None;
         for (check, result) in checks.iter().zip(results) {
@@ -183,12 +191,23 @@ impl Limiter {
                         reset,
                     });
                 }
-                Ok(Taken::Refused) => refused.push(WindowState {
-                    window: check.window,
-                    limit: check.limit,
-                    remaining: 0,
-                    reset,
-                }),
+                Ok(Taken::Refused { announced }) => {
+                    let state = WindowState {
+                        window: check.window,
+                        limit: check.limit,
+                        remaining: 0,
+                        reset,
+                    };
+                    if !announced && unannounced.is_none() {
+                        let start = window_start(check.window, now);
+                        unannounced = Some((
+                            Self::counter_key(check, start),
+                            check.subject.clone(),
+                            state,
+                        ));
+                    }
+                    refused.push(state);
+                }
                 Err(e) => failure = Some(e),
             }
         }
@@ -201,7 +220,11 @@ impl Limiter {
         // The request can pass only when every refusing window has reset.
         if let Some(state) = refused.into_iter().max_by_key(|s| s.reset) {
             let retry_after = (state.reset - now.timestamp()).max(1) as u64;
-            return Ok(Outcome::Denied { state, retry_after });
+            return Ok(Outcome::Denied {
+                state,
+                retry_after,
+                unannounced,
+            });
         }
         Ok(Outcome::Allowed(tightest(states)))
     }

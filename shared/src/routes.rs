@@ -46,6 +46,40 @@ pub const ROUTES: &[Route] = &[
         Some("usage:read"),
     ),
     route(Method::GET, "/api/v1/dashboard/stats", Some("usage:read")),
+    route(Method::POST, "/api/v1/webhooks", Some("webhooks:write")),
+    route(Method::GET, "/api/v1/webhooks", Some("webhooks:read")),
+    route(Method::GET, "/api/v1/webhooks/{id}", Some("webhooks:read")),
+    route(Method::PUT, "/api/v1/webhooks/{id}", Some("webhooks:write")),
+    route(
+        Method::DELETE,
+        "/api/v1/webhooks/{id}",
+        Some("webhooks:write"),
+    ),
+    route(
+        Method::POST,
+        "/api/v1/webhooks/{id}/rotate-secret",
+        Some("webhooks:write"),
+    ),
+    route(
+        Method::POST,
+        "/api/v1/webhooks/{id}/test",
+        Some("webhooks:write"),
+    ),
+    route(
+        Method::GET,
+        "/api/v1/webhooks/{id}/deliveries",
+        Some("webhooks:read"),
+    ),
+    route(
+        Method::GET,
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}",
+        Some("webhooks:read"),
+    ),
+    route(
+        Method::POST,
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+        Some("webhooks:write"),
+    ),
     route(Method::GET, "/api/v1/whoami", None),
     Route {
         method: Method::POST,

@@ -35,3 +35,30 @@ pub async fn load_pepper(client: &Client, id: &str) -> Result<Pepper, SecretErro
         message: e.to_string(),
     })
 }
+
+/// Reads the key that seals webhook signing secrets.
+#[tracing::instrument(skip(client))]
+pub async fn load_secret_box(
+    client: &Client,
+    id: &str,
+) -> Result<crate::sealed::SecretBox, SecretError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| SecretError::Read {
+            id: id.to_string(),
+            message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+        })?;
+    let value = out
+        .secret_string()
+        .ok_or_else(|| SecretError::Empty(id.to_string()))?;
+    if value.len() < 32 {
+        return Err(SecretError::Invalid {
+            id: id.to_string(),
+            message: "the webhook key must be at least 32 characters".into(),
+        });
+    }
+    Ok(crate::sealed::SecretBox::new(value.as_bytes()))
+}

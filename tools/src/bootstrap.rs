@@ -41,7 +41,7 @@ pub async fn bootstrap(
         metadata: Default::default(),
     };
     let (key, record) = key::mint(pepper, prefix, settings, now)?;
-    store.create_account(&account, &record).await?;
+    store.create_account(&account, &record, &[]).await?;
     Ok(Bootstrapped {
         account,
         key,

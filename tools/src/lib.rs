@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod calls;
 pub mod gateway;
 pub mod local;
+pub mod receiver;
 pub mod resources;
 pub mod template;
 pub mod workers;

@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use aws_config::SdkConfig;
 use keyhub::auth::Authenticator;
 use keyhub::config::Config;
+use keyhub::eventbus::EventBus;
 use keyhub::guard::Guard;
 use keyhub::pepper::Pepper;
 use keyhub::ratelimit::Limiter;
+use keyhub::sealed::SecretBox;
 use keyhub::store::Store;
 use keyhub::usage::UsageSink;
 
@@ -47,6 +49,7 @@ pub struct LocalStack {
     pub sdk: SdkConfig,
     pub config: Config,
     pub pepper: Pepper,
+    pub secret_box: Option<SecretBox>,
     pub store: Store,
     pub sqs: aws_sdk_sqs::Client,
     /// Logical id → local name (tables, secrets) or URL (queues).
@@ -54,13 +57,14 @@ pub struct LocalStack {
 }
 
 impl LocalStack {
-    /// Creates what is missing (tables, queues, secrets; the pepper made
-    /// from `pepper` if given) from template.yaml, and loads the pepper the
-    /// way a cold start does.
+    /// Creates what is missing (tables, queues, secrets) from template.yaml,
+    /// and loads the secrets the way a cold start does. A new secret gets the
+    /// value `secrets` gives for its logical id, if any (`make dev` keeps them
+    /// across restarts; moto does not).
     pub async fn provision(
         name: &str,
         sdk: SdkConfig,
-        pepper: Option<&str>,
+        secrets: &HashMap<String, String>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Error> {
         let template = Template::builtin()?;
@@ -72,16 +76,23 @@ impl LocalStack {
         let mut resources: HashMap<String, String> =
             tables.into_iter().map(|t| (t.logical_id, t.name)).collect();
         resources.extend(ensure_queues(&sqs, &template.queues(name)?).await?);
-        resources.extend(template.secrets(name));
+        for (logical, secret_name) in template.secrets(name) {
+            ensure_secret(&sm, &secret_name, secrets.get(&logical).map(String::as_str)).await?;
+            resources.insert(logical, secret_name);
+        }
         let config = stack_config(name, &resources, env)?;
-        ensure_secret(&sm, &config.pepper_secret_id, pepper).await?;
         let pepper = keyhub::secrets::load_pepper(&sm, &config.pepper_secret_id).await?;
+        let secret_box = match &config.webhooks.key_secret_id {
+            Some(id) => Some(keyhub::secrets::load_secret_box(&sm, id).await?),
+            None => None,
+        };
         let store = Store::new(ddb, config.tables.clone());
         Ok(LocalStack {
             name: name.to_string(),
             sdk,
             config,
             pepper,
+            secret_box,
             store,
             sqs,
             resources,
@@ -93,8 +104,55 @@ impl LocalStack {
             self.store.client().clone(),
             self.sqs.clone(),
             self.pepper.clone(),
+            self.secret_box.clone(),
             self.config.clone(),
         )
+    }
+
+    /// The webhook queue as the functions use it.
+    pub fn event_bus(&self) -> Option<EventBus> {
+        self.config
+            .webhooks
+            .queue_url
+            .clone()
+            .map(|url| EventBus::new(self.store.clone(), self.sqs.clone(), url))
+    }
+
+    /// What the webhook function's `main.rs` builds.
+    pub fn webhook_deps(&self) -> Result<keyhub_webhooks::Deps, Error> {
+        let settings = self.config.webhooks.clone();
+        Ok(keyhub_webhooks::Deps {
+            store: self.store.clone(),
+            bus: self.event_bus().ok_or("no webhook queue")?,
+            secrets: self.secret_box.clone().ok_or("no webhook key")?,
+            client: keyhub_webhooks::client::DeliveryClient::new(
+                settings.addresses.clone(),
+                settings.timeout,
+            )?,
+            queue_url: settings.queue_url.clone().ok_or("no webhook queue")?,
+            settings,
+            sqs: self.sqs.clone(),
+            dead_letter_url: self.queue_url("WebhookDeadLetterQueue").map(str::to_string),
+        })
+    }
+
+    /// What the sweeper's `main.rs` builds.
+    pub fn sweeper_deps(&self) -> Result<keyhub_sweeper::Deps, Error> {
+        Ok(keyhub_sweeper::Deps {
+            store: self.store.clone(),
+            bus: self.event_bus().ok_or("no webhook queue")?,
+            policy: self.config.rate_limits.clone(),
+            rotation_period: self.config.rotation_period,
+            batch: 500,
+        })
+    }
+
+    /// The webhook queue as the webhook function's event source.
+    pub async fn webhook_source(&self) -> Result<SqsSource, Error> {
+        let url = self
+            .queue_url("WebhookQueue")
+            .ok_or("template.yaml has no WebhookQueue")?;
+        SqsSource::new(self.sqs.clone(), url).await
     }
 
     /// An authenticator like the functions', with this stack's cache settings.
@@ -125,7 +183,8 @@ impl LocalStack {
                 self.config.rate_limits.clone(),
                 self.config.rate_limit_fail_open,
             )
-            .with_usage(usage),
+            .with_usage(usage)
+            .with_events(self.event_bus().map(|bus| (self.store.clone(), bus))),
         }
     }
 

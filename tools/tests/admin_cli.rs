@@ -10,9 +10,14 @@ async fn bootstrap_prints_a_working_key_with_every_scope_once() {
         "needs the local services: run with `make test`"
     );
     let name = format!("cli{}", keyhub::base62::random(8).unwrap().to_lowercase());
-    let stack = LocalStack::provision(&name, keyhub::aws_config().await, None, |_| None)
-        .await
-        .unwrap();
+    let stack = LocalStack::provision(
+        &name,
+        keyhub::aws_config().await,
+        &Default::default(),
+        |_| None,
+    )
+    .await
+    .unwrap();
 
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyhub-admin"))
         .args([

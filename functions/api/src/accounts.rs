@@ -42,7 +42,21 @@ pub async fn create(call: &Call<'_>) -> Reply {
         call.now,
     )
     .map_err(|_| ApiError::Internal)?;
-    deps.store.create_account(&account, &record).await?;
+    let events = match &deps.events {
+        Some(_) => vec![keyhub::events::Event::new(
+            "api_key.created",
+            &account.id,
+            record.view(&deps.config.rate_limits, None),
+            call.now,
+        )],
+        None => Vec::new(),
+    };
+    deps.store
+        .create_account(&account, &record, &events)
+        .await?;
+    if let Some(bus) = &deps.events {
+        bus.publish(&events).await;
+    }
     tracing::info!(account_id = %account.id, key_id = %record.id, "account created");
     Ok((
         201,

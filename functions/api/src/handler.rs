@@ -9,16 +9,18 @@ use std::time::Instant;
 use keyhub::ApiError;
 use keyhub::auth::{Authenticator, Principal};
 use keyhub::config::Config;
+use keyhub::eventbus::EventBus;
 use keyhub::guard::{self, Guard, Metering};
 use keyhub::http;
 use keyhub::key::KeyRecord;
 use keyhub::routes::{self, Route};
+use keyhub::sealed::SecretBox;
 use keyhub::store::Store;
 use keyhub::time::{self, Timestamp};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
-use crate::{accounts, keys, usage, verify, whoami};
+use crate::{accounts, keys, usage, verify, webhooks, whoami};
 
 /// Everything a request needs, built once per cold start.
 #[derive(Clone)]
@@ -27,6 +29,10 @@ pub struct Deps {
     pub auth: Authenticator,
     pub guard: Guard,
     pub config: Arc<Config>,
+    /// The webhook queue; `None` when this deployment sends no webhooks.
+    pub events: Option<EventBus>,
+    /// Seals webhook signing secrets; `None` without webhooks.
+    pub secrets: Option<SecretBox>,
 }
 
 impl Deps {
@@ -34,6 +40,7 @@ impl Deps {
         ddb: aws_sdk_dynamodb::Client,
         sqs: aws_sdk_sqs::Client,
         pepper: keyhub::pepper::Pepper,
+        secrets: Option<SecretBox>,
         config: Config,
     ) -> Self {
         let store = Store::new(ddb.clone(), config.tables.clone());
@@ -47,18 +54,26 @@ impl Deps {
         let usage = config
             .usage_queue_url
             .clone()
-            .map(|url| keyhub::usage::UsageSink::new(sqs, url));
+            .map(|url| keyhub::usage::UsageSink::new(sqs.clone(), url));
+        let events = config
+            .webhooks
+            .queue_url
+            .clone()
+            .map(|url| EventBus::new(store.clone(), sqs, url));
         let guard = Guard::new(
             limiter,
             config.rate_limits.clone(),
             config.rate_limit_fail_open,
         )
-        .with_usage(usage);
+        .with_usage(usage)
+        .with_events(events.clone().map(|bus| (store.clone(), bus)));
         Deps {
             store,
             auth,
             guard,
             config: Arc::new(config),
+            events,
+            secrets,
         }
     }
 }
@@ -178,6 +193,16 @@ enum Endpoint {
     Verify,
     KeyUsage,
     Dashboard,
+    CreateWebhook,
+    ListWebhooks,
+    GetWebhook,
+    UpdateWebhook,
+    DeleteWebhook,
+    RotateWebhookSecret,
+    TestWebhook,
+    ListDeliveries,
+    GetDelivery,
+    RetryDelivery,
 }
 
 fn endpoint(route: &Route) -> Option<Endpoint> {
@@ -194,6 +219,18 @@ fn endpoint(route: &Route) -> Option<Endpoint> {
         (&Method::POST, "/api/v1/keys/verify") => Endpoint::Verify,
         (&Method::GET, "/api/v1/api-keys/{id}/usage") => Endpoint::KeyUsage,
         (&Method::GET, "/api/v1/dashboard/stats") => Endpoint::Dashboard,
+        (&Method::POST, "/api/v1/webhooks") => Endpoint::CreateWebhook,
+        (&Method::GET, "/api/v1/webhooks") => Endpoint::ListWebhooks,
+        (&Method::GET, "/api/v1/webhooks/{id}") => Endpoint::GetWebhook,
+        (&Method::PUT, "/api/v1/webhooks/{id}") => Endpoint::UpdateWebhook,
+        (&Method::DELETE, "/api/v1/webhooks/{id}") => Endpoint::DeleteWebhook,
+        (&Method::POST, "/api/v1/webhooks/{id}/rotate-secret") => Endpoint::RotateWebhookSecret,
+        (&Method::POST, "/api/v1/webhooks/{id}/test") => Endpoint::TestWebhook,
+        (&Method::GET, "/api/v1/webhooks/{id}/deliveries") => Endpoint::ListDeliveries,
+        (&Method::GET, "/api/v1/webhooks/{id}/deliveries/{delivery_id}") => Endpoint::GetDelivery,
+        (&Method::POST, "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry") => {
+            Endpoint::RetryDelivery
+        }
         _ => return None,
     })
 }
@@ -214,6 +251,16 @@ async fn dispatch(route: &Route, call: &Call<'_>) -> Reply {
         Endpoint::Verify => verify::verify(call).await,
         Endpoint::KeyUsage => usage::series(call).await,
         Endpoint::Dashboard => usage::dashboard(call).await,
+        Endpoint::CreateWebhook => webhooks::create(call).await,
+        Endpoint::ListWebhooks => webhooks::list(call).await,
+        Endpoint::GetWebhook => webhooks::get(call).await,
+        Endpoint::UpdateWebhook => webhooks::update(call).await,
+        Endpoint::DeleteWebhook => webhooks::delete(call).await,
+        Endpoint::RotateWebhookSecret => webhooks::rotate_secret(call).await,
+        Endpoint::TestWebhook => webhooks::test(call).await,
+        Endpoint::ListDeliveries => webhooks::deliveries(call).await,
+        Endpoint::GetDelivery => webhooks::delivery(call).await,
+        Endpoint::RetryDelivery => webhooks::retry(call).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! Every read and write is scoped to the caller's account.
 
 use keyhub::ApiError;
+use keyhub::events::Event;
 use keyhub::key::{self, KeyRecord, KeyState, NewKey};
 use keyhub::pepper::KeyId;
 use keyhub::scope::Scopes;
@@ -64,6 +65,23 @@ fn view(call: &Call<'_>, record: &KeyRecord) -> Value {
     record.view(&call.deps.config.rate_limits, None)
 }
 
+/// A key event, if this deployment sends webhooks (no queue, no events).
+fn key_event(call: &Call<'_>, kind: &str, data: Value) -> Vec<Event> {
+    match &call.deps.events {
+        Some(_) => vec![Event::new(kind, &call.principal.account_id, data, call.now)],
+        None => Vec::new(),
+    }
+}
+
+/// Sends events whose change has committed.
+async fn publish(call: &Call<'_>, events: &[Event]) {
+    if let Some(bus) = &call.deps.events
+        && !events.is_empty()
+    {
+        bus.publish(events).await;
+    }
+}
+
 pub async fn create(call: &Call<'_>) -> Reply {
     let body: CreateKey = call.body()?;
     let scopes = body.scopes.unwrap_or_default();
@@ -91,7 +109,9 @@ pub async fn create(call: &Call<'_>) -> Reply {
         call.now,
     )
     .map_err(|_| ApiError::Internal)?;
-    deps.store.put_key(&record).await?;
+    let events = key_event(call, "api_key.created", view(call, &record));
+    deps.store.put_key(&record, &events).await?;
+    publish(call, &events).await;
     tracing::info!(key_id = %record.id, "key created");
     Ok((201, record.view(&deps.config.rate_limits, Some(&key))))
 }
@@ -151,12 +171,32 @@ pub async fn update(call: &Call<'_>) -> Reply {
         expires_at,
         metadata: body.metadata.map(|m| m.map(|m| m.0).unwrap_or_default()),
     };
-    let record = call
-        .deps
-        .store
-        .update_key(&call.principal.account_id, id.as_str(), &patch, call.now)
-        .await
-        .map_err(not_found_as_key)?;
+    // Read, change, write unless changed meanwhile; the event carries the
+    // key as it now is. One retry after a concurrent change.
+    let mut tries = 0;
+    let record = loop {
+        let current = owned_key(call).await?;
+        let updated = current.apply(&patch, call.now);
+        let kind = if current.is_active && !updated.is_active {
+            "api_key.revoked"
+        } else {
+            "api_key.updated"
+        };
+        let events = key_event(call, kind, view(call, &updated));
+        match call
+            .deps
+            .store
+            .update_key(&current, &patch, call.now, &events)
+            .await
+        {
+            Ok(()) => {
+                publish(call, &events).await;
+                break updated;
+            }
+            Err(StoreError::Conflict(_)) if tries == 0 => tries += 1,
+            Err(e) => return Err(not_found_as_key(e)),
+        }
+    };
     call.deps.auth.forget(&id);
     tracing::info!(key_id = %record.id, "key updated");
     Ok((200, view(call, &record)))
@@ -164,11 +204,14 @@ pub async fn update(call: &Call<'_>) -> Reply {
 
 pub async fn delete(call: &Call<'_>) -> Reply {
     let id = KeyId::parse(call.param("id")).ok_or_else(not_found)?;
+    let doomed = owned_key(call).await?;
+    let events = key_event(call, "api_key.deleted", view(call, &doomed));
     call.deps
         .store
-        .delete_key(&call.principal.account_id, id.as_str())
+        .delete_key(&call.principal.account_id, id.as_str(), &events)
         .await
         .map_err(not_found_as_key)?;
+    publish(call, &events).await;
     call.deps.auth.forget(&id);
     tracing::info!(key_id = %id, "key deleted");
     Ok((200, json!({ "message": "API key deleted successfully" })))
@@ -216,14 +259,21 @@ pub async fn rotate(call: &Call<'_>) -> Reply {
     .map_err(|_| ApiError::Internal)?;
     let grace_end = call.now + chrono::Duration::seconds(grace as i64);
     let old_expires_at = old.expires_at.map_or(grace_end, |t| t.min(grace_end));
-    deps.store
-        .rotate_key(&old, &new, old_expires_at, call.now)
-        .await?;
-    tracing::info!(old = %old.id, new = %new.id, grace, "key rotated");
-    let mut body = new.view(&deps.config.rate_limits, Some(&key));
-    body["previous_key"] = json!({
+    let previous = json!({
         "id": old.id,
         "expires_at": time::format(&old_expires_at),
     });
+    let events = key_event(
+        call,
+        "api_key.rotated",
+        json!({"key": view(call, &new), "previous_key": previous}),
+    );
+    deps.store
+        .rotate_key(&old, &new, old_expires_at, call.now, &events)
+        .await?;
+    publish(call, &events).await;
+    tracing::info!(old = %old.id, new = %new.id, grace, "key rotated");
+    let mut body = new.view(&deps.config.rate_limits, Some(&key));
+    body["previous_key"] = previous;
     Ok((201, body))
 }

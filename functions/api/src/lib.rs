@@ -7,6 +7,7 @@ pub mod listing;
 pub mod requests;
 mod usage;
 mod verify;
+mod webhooks;
 mod whoami;
 
 pub use handler::{Deps, handle};

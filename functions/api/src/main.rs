@@ -9,15 +9,17 @@ async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
     let config = Config::from_env()?;
     let sdk = keyhub::aws_config().await;
-    let pepper = keyhub::secrets::load_pepper(
-        &aws_sdk_secretsmanager::Client::new(&sdk),
-        &config.pepper_secret_id,
-    )
-    .await?;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let pepper = keyhub::secrets::load_pepper(&sm, &config.pepper_secret_id).await?;
+    let secrets = match &config.webhooks.key_secret_id {
+        Some(id) => Some(keyhub::secrets::load_secret_box(&sm, id).await?),
+        None => None,
+    };
     let deps = Deps::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         aws_sdk_sqs::Client::new(&sdk),
         pepper,
+        secrets,
         config,
     );
     let deps = &deps;

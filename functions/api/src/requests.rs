@@ -251,3 +251,53 @@ mod tests {
         assert_eq!(u.description, Some(Some(Description("d".into()))));
     }
 }
+
+/// Event types an endpoint subscribes to: known types or `*`, at least one.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "Vec<String>")]
+pub struct EventTypes(pub Vec<String>);
+
+impl TryFrom<Vec<String>> for EventTypes {
+    type Error = String;
+    fn try_from(mut v: Vec<String>) -> Result<Self, String> {
+        v.sort();
+        v.dedup();
+        if v.is_empty() {
+            return Err("subscribe to at least one event type (or \"*\")".into());
+        }
+        if let Some(bad) = v
+            .iter()
+            .find(|e| *e != "*" && !keyhub::events::EVENT_TYPES.contains(&e.as_str()))
+        {
+            return Err(format!(
+                "unknown event type {bad:?}; known: {}",
+                keyhub::events::EVENT_TYPES.join(", ")
+            ));
+        }
+        Ok(EventTypes(v))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    pub url: String,
+    pub events: EventTypes,
+    #[serde(default)]
+    pub description: Option<Description>,
+    #[serde(default)]
+    pub is_active: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub events: Option<EventTypes>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub description: Option<Option<Description>>,
+    #[serde(default)]
+    pub is_active: Option<bool>,
+}

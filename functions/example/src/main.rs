@@ -1,8 +1,10 @@
 //! Lambda entry point of the example API.
 
 use keyhub::config::Config;
+use keyhub::eventbus::EventBus;
 use keyhub::guard::Guard;
 use keyhub::ratelimit::Limiter;
+use keyhub::store::Store;
 use keyhub::usage::UsageSink;
 use keyhub_example::{Deps, handle};
 use lambda_http::{Error, Request, service_fn};
@@ -12,21 +14,27 @@ async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
     let config = Config::from_env()?;
     let sdk = keyhub::aws_config().await;
-    let limiter = Limiter::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        config.tables.counters.clone(),
-    );
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let limiter = Limiter::new(ddb.clone(), config.tables.counters.clone());
+    let store = Store::new(ddb, config.tables.clone());
     let usage = config
         .usage_queue_url
         .clone()
-        .map(|url| UsageSink::new(aws_sdk_sqs::Client::new(&sdk), url));
+        .map(|url| UsageSink::new(sqs.clone(), url));
+    let events = config
+        .webhooks
+        .queue_url
+        .clone()
+        .map(|url| (store.clone(), EventBus::new(store, sqs, url)));
     let deps = Deps {
         guard: Guard::new(
             limiter,
             config.rate_limits.clone(),
             config.rate_limit_fail_open,
         )
-        .with_usage(usage),
+        .with_usage(usage)
+        .with_events(events),
     };
     let deps = &deps;
     lambda_http::run(service_fn(move |req: Request| async move {

@@ -13,27 +13,27 @@ impl Store {
         &self,
         account: &Account,
         first_key: &KeyRecord,
+        events: &[crate::events::Event],
     ) -> Result<(), StoreError> {
-        let put = |table: &str, item| {
-            Put::builder()
+        let put = |table: &str, item| -> Result<TransactWriteItem, StoreError> {
+            let put = Put::builder()
                 .table_name(table)
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(id)")
                 .build()
-                .map_err(|e| StoreError::Internal(e.to_string()))
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            Ok(TransactWriteItem::builder().put(put).build())
         };
+        let mut items = vec![
+            put(&self.tables.accounts, to_item(account)?)?,
+            put(&self.tables.keys, to_item(first_key)?)?,
+        ];
+        for e in events {
+            items.push(self.outbox_item(e)?);
+        }
         self.client
             .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(put(&self.tables.accounts, to_item(account)?)?)
-                    .build(),
-            )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(put(&self.tables.keys, to_item(first_key)?)?)
-                    .build(),
-            )
+            .set_transact_items(Some(items))
             .send()
             .await
             .map_err(classify)?;

@@ -1,13 +1,16 @@
 //! Keys: one item per key, keyed by id; an account's keys through the
-//! `by_account` index.
+//! `by_account` index. Every change writes its events to the outbox in the
+//! same transaction, so an event exists exactly when its change happened.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde_json::{Map, Value};
 
 use super::{KEYS_BY_ACCOUNT_INDEX, Store, StoreError, classify, from_item, to_item};
-use crate::key::KeyRecord;
+use crate::events::Event;
+use crate::key::{KeyRecord, PENDING};
 use crate::limits::Limits;
 use crate::scope::Scopes;
 use crate::time::{self, Timestamp};
@@ -33,28 +36,85 @@ fn av<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
     serde_dynamo::to_attribute_value(v).map_err(|e| StoreError::Internal(format!("serialize: {e}")))
 }
 
+fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Internal(e.to_string()))
+}
+
+/// Which items of a cancelled transaction failed their condition.
+pub(crate) fn failed_conditions<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
+) -> Option<Vec<bool>> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(tc)) => Some(
+            tc.cancellation_reasons()
+                .iter()
+                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 impl Store {
-    /// Writes a new key; fails with `Conflict` if the id exists (it never
-    /// should: ids come from 256-bit secrets).
-    #[tracing::instrument(skip_all, fields(key_id = %record.id))]
-    pub async fn put_key(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.tables.keys)
-            .set_item(Some(to_item(record)?))
-            .condition_expression("attribute_not_exists(id)")
+    /// The outbox item of an event, for a change's transaction.
+    pub(crate) fn outbox_item(&self, event: &Event) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.webhooks)
+            .item("pk", s("outbox"))
+            .item(
+                "sk",
+                s(format!("{}#{}", time::format(&event.timestamp), event.id)),
+            )
+            .item("body", s(event.body()))
+            .item(
+                "expires_at",
+                AttributeValue::N((event.timestamp.timestamp() + 7 * 86_400).to_string()),
+            );
+        Ok(TransactWriteItem::builder()
+            .put(built(put.build())?)
+            .build())
+    }
+
+    /// Runs a transaction: the change's items, then its events' outbox items.
+    /// `Conflict` when a condition failed, with which item failed first.
+    async fn commit(
+        &self,
+        mut items: Vec<TransactWriteItem>,
+        events: &[Event],
+    ) -> Result<(), (StoreError, Option<usize>)> {
+        for e in events {
+            items.push(self.outbox_item(e).map_err(|e| (e, None))?);
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await
-            .map_err(|e| {
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception())
-                {
-                    StoreError::Conflict("a key with this id exists".into())
-                } else {
-                    classify(e)
-                }
-            })?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match failed_conditions(&e) {
+                Some(failed) if failed.iter().any(|f| *f) => Err((
+                    StoreError::Conflict("a condition failed".into()),
+                    failed.iter().position(|f| *f),
+                )),
+                _ => Err((classify(e), None)),
+            },
+        }
+    }
+
+    /// Writes a new key; `Conflict` if the id exists (it never should: ids
+    /// come from 256-bit secrets).
+    #[tracing::instrument(skip_all, fields(key_id = %record.id))]
+    pub async fn put_key(&self, record: &KeyRecord, events: &[Event]) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.keys)
+            .set_item(Some(to_item(record)?))
+            .condition_expression("attribute_not_exists(id)");
+        let item = TransactWriteItem::builder()
+            .put(built(put.build())?)
+            .build();
+        self.commit(vec![item], events).await.map_err(|(e, _)| e)
     }
 
     /// The one read on the verify path: a strongly consistent GetItem, so a
@@ -114,21 +174,24 @@ impl Store {
         Ok(keys)
     }
 
-    /// Applies `patch` to a key of `account_id` and returns the new record.
-    #[tracing::instrument(skip(self, patch))]
+    /// Applies `patch` to `current` (read by the caller) unless the key
+    /// changed meanwhile (`Conflict`) or is gone (`NotFound`). Only the
+    /// patched fields are written, so concurrent usage counts are kept.
+    #[tracing::instrument(skip_all, fields(key_id = %current.id))]
     pub async fn update_key(
         &self,
-        account_id: &str,
-        id: &str,
+        current: &KeyRecord,
         patch: &KeyPatch,
         now: Timestamp,
-    ) -> Result<KeyRecord, StoreError> {
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         let mut set = vec!["updated_at = :updated_at".to_string()];
         let mut remove = Vec::new();
         let mut names = HashMap::new();
         let mut values = HashMap::from([
-            (":account_id".to_string(), s(account_id)),
+            (":account_id".to_string(), s(&current.account_id)),
             (":updated_at".to_string(), s(time::format(&now))),
+            (":seen".to_string(), s(time::format(&current.updated_at))),
         ]);
         let mut put = |name: &str, value: AttributeValue| {
             set.push(format!("#{name} = :{name}"));
@@ -152,6 +215,7 @@ impl Store {
         }
         if let Some(Some(v)) = &patch.expires_at {
             put("expires_at", s(time::format(v)));
+            put("expiry_check", s(PENDING));
         }
         if let Some(v) = &patch.metadata {
             put("metadata", av(v)?);
@@ -161,55 +225,56 @@ impl Store {
         }
         if let Some(None) = patch.expires_at {
             remove.push("expires_at");
+            remove.push("expiry_check");
         }
         let mut expr = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        let req = self
-            .client
-            .update_item()
+        let update = Update::builder()
             .table_name(&self.tables.keys)
-            .key("id", s(id))
-            .condition_expression("account_id = :account_id")
+            .key("id", s(&current.id))
+            .update_expression(expr)
+            .condition_expression("account_id = :account_id AND updated_at = :seen")
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew);
-        let out = req.update_expression(expr).send().await.map_err(|e| {
-            if e.as_service_error()
-                .is_some_and(|se| se.is_conditional_check_failed_exception())
-            {
-                StoreError::NotFound
-            } else {
-                classify(e)
-            }
-        })?;
-        from_item(out.attributes.unwrap_or_default())
+            .set_expression_attribute_values(Some(values));
+        let item = TransactWriteItem::builder()
+            .update(built(update.build())?)
+            .build();
+        match self.commit(vec![item], events).await {
+            Ok(()) => Ok(()),
+            Err((StoreError::Conflict(_), _)) => match self.get_key(&current.id).await? {
+                Some(k) if k.account_id == current.account_id => Err(StoreError::Conflict(
+                    "the key was changed by another request; try again".into(),
+                )),
+                _ => Err(StoreError::NotFound),
+            },
+            Err((e, _)) => Err(e),
+        }
     }
 
-    /// Deletes a key of `account_id`; returns what was deleted.
-    #[tracing::instrument(skip(self))]
-    pub async fn delete_key(&self, account_id: &str, id: &str) -> Result<KeyRecord, StoreError> {
-        let out = self
-            .client
-            .delete_item()
+    /// Deletes a key of `account_id`.
+    #[tracing::instrument(skip(self, events))]
+    pub async fn delete_key(
+        &self,
+        account_id: &str,
+        id: &str,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let delete = Delete::builder()
             .table_name(&self.tables.keys)
             .key("id", s(id))
             .condition_expression("account_id = :account_id")
-            .expression_attribute_values(":account_id", s(account_id))
-            .return_values(ReturnValue::AllOld)
-            .send()
+            .expression_attribute_values(":account_id", s(account_id));
+        let item = TransactWriteItem::builder()
+            .delete(built(delete.build())?)
+            .build();
+        self.commit(vec![item], events)
             .await
-            .map_err(|e| {
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception())
-                {
-                    StoreError::NotFound
-                } else {
-                    classify(e)
-                }
-            })?;
-        from_item(out.attributes.unwrap_or_default())
+            .map_err(|(e, _)| match e {
+                StoreError::Conflict(_) => StoreError::NotFound,
+                other => other,
+            })
     }
 
     /// Writes the successor and retires the old key in one transaction: the
@@ -223,18 +288,19 @@ impl Store {
         new: &KeyRecord,
         old_expires_at: Timestamp,
         now: Timestamp,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let put = Put::builder()
             .table_name(&self.tables.keys)
             .set_item(Some(to_item(new)?))
-            .condition_expression("attribute_not_exists(id)")
-            .build()
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
+            .condition_expression("attribute_not_exists(id)");
+        // A rotated key is no longer due for rotation, and owes an expiry event.
         let retire = Update::builder()
             .table_name(&self.tables.keys)
             .key("id", s(&old.id))
             .update_expression(
-                "SET expires_at = :expires_at, rotated_to = :new_id, updated_at = :now",
+                "SET expires_at = :expires_at, rotated_to = :new_id, updated_at = :now, expiry_check = :pending \
+                 REMOVE rotation_check",
             )
             .condition_expression(
                 "account_id = :account_id AND attribute_not_exists(rotated_to) \
@@ -243,30 +309,107 @@ impl Store {
             .expression_attribute_values(":expires_at", s(time::format(&old_expires_at)))
             .expression_attribute_values(":new_id", s(&new.id))
             .expression_attribute_values(":now", s(time::format(&now)))
+            .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":account_id", s(&old.account_id))
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .build()
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
-        self.client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(retire).build())
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(built(put.build())?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(built(retire.build())?)
+                .build(),
+        ];
+        self.commit(items, events).await.map_err(|(e, _)| match e {
+            StoreError::Conflict(_) => StoreError::Conflict(
+                "the key was rotated, deactivated or expired by another request".into(),
+            ),
+            other => other,
+        })
+    }
+}
+
+impl Store {
+    /// Keys past their expiry that still owe an `api_key.expired` event.
+    #[tracing::instrument(skip(self))]
+    pub async fn keys_expired(
+        &self,
+        now: Timestamp,
+        limit: i32,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.keys)
+            .index_name(super::KEYS_EXPIRING_INDEX)
+            .key_condition_expression("expiry_check = :p AND expires_at <= :now")
+            .expression_attribute_values(":p", s(PENDING))
+            .expression_attribute_values(":now", s(time::format(&now)))
+            .limit(limit)
             .send()
             .await
-            .map_err(|e| {
-                let cancelled = e.as_service_error().and_then(|se| match se {
-                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(tc) => {
-                        Some(tc.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")))
-                    }
-                    _ => None,
-                });
-                match cancelled {
-                    Some(true) => StoreError::Conflict(
-                        "the key was rotated, deactivated or expired by another request".into(),
-                    ),
-                    _ => classify(e),
-                }
-            })?;
-        Ok(())
+            .map_err(classify)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    /// Keys created before `before` that may owe an `api_key.rotation_due`
+    /// event.
+    #[tracing::instrument(skip(self))]
+    pub async fn keys_due_for_rotation(
+        &self,
+        before: Timestamp,
+        limit: i32,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.keys)
+            .index_name(super::KEYS_AGING_INDEX)
+            .key_condition_expression("rotation_check = :p AND created_at <= :before")
+            .expression_attribute_values(":p", s(PENDING))
+            .expression_attribute_values(":before", s(time::format(&before)))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    /// Clears `flag` (`expiry_check` or `rotation_check`) and writes the
+    /// event, once: `false` if the key changed meanwhile (deleted, or its
+    /// expiry moved) or another sweep got there first.
+    pub async fn settle_key_event(
+        &self,
+        key: &KeyRecord,
+        flag: &str,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.tables.keys)
+            .key("id", s(&key.id))
+            .update_expression(format!("REMOVE {flag}"))
+            .expression_attribute_values(":p", s(PENDING));
+        update = match (flag, &key.expires_at) {
+            ("expiry_check", Some(at)) => update
+                .condition_expression("expiry_check = :p AND expires_at = :at")
+                .expression_attribute_values(":at", s(time::format(at))),
+            _ => update.condition_expression(format!("{flag} = :p")),
+        };
+        let item = TransactWriteItem::builder()
+            .update(built(update.build())?)
+            .build();
+        match self.commit(vec![item], std::slice::from_ref(event)).await {
+            Ok(()) => Ok(true),
+            Err((StoreError::Conflict(_), _)) => Ok(false),
+            Err((e, _)) => Err(e),
+        }
     }
 }

@@ -6,6 +6,7 @@
 mod accounts;
 mod keys;
 mod usage;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -14,11 +15,17 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 pub use keys::KeyPatch;
 pub use usage::{EndpointHour, Maxima, RecentRequest, UsageOutcome, hour_start};
+pub use webhooks::EndpointPatch;
 
 use crate::error::ApiError;
 
 /// The account index on the keys table: partition `account_id`, sort `created_at`.
 pub const KEYS_BY_ACCOUNT_INDEX: &str = "by_account";
+/// Keys that owe an `api_key.expired` event: partition `expiry_check`, sort `expires_at`.
+pub const KEYS_EXPIRING_INDEX: &str = "expiring";
+/// Keys that may owe an `api_key.rotation_due` event: partition
+/// `rotation_check`, sort `created_at`.
+pub const KEYS_AGING_INDEX: &str = "aging";
 
 /// Table names, one per concern. In AWS they come from the function's
 /// environment (template.yaml sets them); locally they are `{stack}-{suffix}`.
@@ -30,6 +37,8 @@ pub struct Tables {
     pub counters: String,
     /// Usage: recent requests and per-hour sums.
     pub usage: String,
+    /// Webhook endpoints, deliveries and the event outbox.
+    pub webhooks: String,
 }
 
 impl Tables {
@@ -40,16 +49,18 @@ impl Tables {
             accounts: format!("{stack}-accounts"),
             counters: format!("{stack}-counters"),
             usage: format!("{stack}-usage"),
+            webhooks: format!("{stack}-webhooks"),
         }
     }
 
     /// Pairs of (environment variable, table name), as the functions read them.
-    pub fn env_vars(&self) -> [(&'static str, &str); 4] {
+    pub fn env_vars(&self) -> [(&'static str, &str); 5] {
         [
             ("KEYS_TABLE", &self.keys),
             ("ACCOUNTS_TABLE", &self.accounts),
             ("COUNTERS_TABLE", &self.counters),
             ("USAGE_TABLE", &self.usage),
+            ("WEBHOOKS_TABLE", &self.webhooks),
         ]
     }
 }

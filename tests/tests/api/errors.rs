@@ -177,7 +177,7 @@ async fn deps_with(endpoint: &str, tables: Tables) -> keyhub_api::Deps {
             .or_else(|| (name == "PEPPER_SECRET_ID").then(|| "unused".to_string()))
     })
     .unwrap();
-    keyhub_api::Deps::new(ddb, sqs, pepper, config)
+    keyhub_api::Deps::new(ddb, sqs, pepper, None, config)
 }
 
 fn whoami_request(key: &str) -> lambda_http::Request {

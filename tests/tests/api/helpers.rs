@@ -94,9 +94,12 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let sdk = sdk_config().await;
-    let mut stack = LocalStack::provision(&unique("t"), sdk.clone(), None, move |name| {
-        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    })
+    let mut stack = LocalStack::provision(
+        &unique("t"),
+        sdk.clone(),
+        &Default::default(),
+        move |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+    )
     .await
     .expect("provision a test stack");
     let calls = CallCounter::default();

@@ -39,7 +39,7 @@ async fn direct_key(app: &TestApp, account_id: &str, plan: Plan, limits: Limits)
         keyhub::time::now(),
     )
     .unwrap();
-    app.stack.store.put_key(&record).await.unwrap();
+    app.stack.store.put_key(&record, &[]).await.unwrap();
     key.expose().to_string()
 }
 
@@ -169,7 +169,10 @@ async fn windows_roll_over() {
             Outcome::Allowed(_)
         ));
     }
-    let Outcome::Denied { state, retry_after } = limiter.hit(&checks, t).await.unwrap() else {
+    let Outcome::Denied {
+        state, retry_after, ..
+    } = limiter.hit(&checks, t).await.unwrap()
+    else {
         panic!("third request in the window passed")
     };
     assert_eq!(retry_after, 30);
@@ -229,6 +232,7 @@ async fn unreachable_counters_are_503_unless_fail_open_is_set() {
             app.stack.store.client().clone(),
             app.stack.sqs.clone(),
             app.stack.pepper.clone(),
+            None,
             config.clone(),
         );
         let dead = aws_sdk_dynamodb::Client::from_conf(

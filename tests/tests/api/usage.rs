@@ -41,7 +41,7 @@ async fn direct_key(
         keyhub::time::now(),
     )
     .unwrap();
-    app.stack.store.put_key(&record).await.unwrap();
+    app.stack.store.put_key(&record, &[]).await.unwrap();
     (key.expose().to_string(), record.id)
 }
 

@@ -101,7 +101,7 @@ async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
     let sdk = keyhub::aws_config().await;
     let name = format!("bench{}", keyhub::base62::random(8)?.to_lowercase());
-    let mut stack = LocalStack::provision(&name, sdk.clone(), None, |k| {
+    let mut stack = LocalStack::provision(&name, sdk.clone(), &Default::default(), |k| {
         (k == "KEYHUB_RATE_LIMITS").then(|| BENCH_LIMITS.to_string())
     })
     .await?;
@@ -137,7 +137,7 @@ async fn main() -> Result<(), Error> {
         settings,
         time::now(),
     )?;
-    stack.store.put_key(&record).await?;
+    stack.store.put_key(&record, &[]).await?;
     let key = key.expose().to_string();
 
     let mut out = String::new();
@@ -410,7 +410,7 @@ async fn main() -> Result<(), Error> {
             settings,
             time::now(),
         )?;
-        stack.store.put_key(&r).await?;
+        stack.store.put_key(&r, &[]).await?;
         keys.push(r.id);
     }
     let routes = [

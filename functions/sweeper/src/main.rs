@@ -1,0 +1,35 @@
+//! Lambda entry point of the sweeper (an EventBridge schedule).
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use keyhub::config::Config;
+use keyhub::eventbus::EventBus;
+use keyhub::store::Store;
+use keyhub_sweeper::{Deps, sweep};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    keyhub::telemetry::init();
+    let config = Config::from_env()?;
+    let queue_url = config
+        .webhooks
+        .queue_url
+        .clone()
+        .ok_or("WEBHOOK_QUEUE_URL is not set")?;
+    let sdk = keyhub::aws_config().await;
+    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone());
+    let deps = Deps {
+        bus: EventBus::new(store.clone(), aws_sdk_sqs::Client::new(&sdk), queue_url),
+        store,
+        policy: config.rate_limits.clone(),
+        rotation_period: config.rotation_period,
+        batch: 500,
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(
+        move |_: LambdaEvent<EventBridgeEvent>| async move {
+            Ok::<_, Error>(sweep(deps, keyhub::time::now()).await?)
+        },
+    ))
+    .await
+}

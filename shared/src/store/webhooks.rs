@@ -1,0 +1,566 @@
+//! Webhook endpoints (under their account), deliveries (under their
+//! endpoint, newest last by id) and the event outbox.
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
+};
+
+use super::{Store, StoreError, classify, from_item, to_item};
+use crate::events::Event;
+use crate::time::{self, Timestamp};
+use crate::webhook::{Attempt, Delivery, DeliveryStatus, Endpoint};
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn conditional<E, R>(
+    e: aws_sdk_dynamodb::error::SdkError<E, R>,
+    on_condition: StoreError,
+) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if e.as_service_error().and_then(|se| se.code()) == Some("ConditionalCheckFailedException") {
+        on_condition
+    } else {
+        classify(e)
+    }
+}
+
+/// A change to an endpoint; `None` leaves a field alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<Option<String>>,
+    pub is_active: Option<bool>,
+}
+
+/// Where a page of deliveries ends.
+pub type DeliveryCursor = Option<String>;
+
+impl Store {
+    #[tracing::instrument(skip_all, fields(endpoint_id = %endpoint.id))]
+    pub async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.webhooks)
+            .set_item(Some(to_item(endpoint)?))
+            .condition_expression("attribute_not_exists(sk)")
+            .send()
+            .await
+            .map_err(|e| {
+                conditional(
+                    e,
+                    StoreError::Conflict("an endpoint with this id exists".into()),
+                )
+            })?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn get_endpoint(
+        &self,
+        account_id: &str,
+        id: &str,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let (pk, sk) = Endpoint::keys(account_id, id);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.map(from_item).transpose()
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn list_endpoints(&self, account_id: &str) -> Result<Vec<Endpoint>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.webhooks)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :ep)")
+            .expression_attribute_values(":pk", s(format!("a#{account_id}")))
+            .expression_attribute_values(":ep", s("ep#"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    /// Applies a patch; turning an endpoint back on also clears its failure
+    /// run and the reason it was turned off.
+    #[tracing::instrument(skip(self, patch))]
+    pub async fn update_endpoint(
+        &self,
+        account_id: &str,
+        id: &str,
+        patch: &EndpointPatch,
+        now: Timestamp,
+    ) -> Result<Endpoint, StoreError> {
+        let (pk, sk) = Endpoint::keys(account_id, id);
+        let mut set = vec!["updated_at = :now".to_string()];
+        let mut remove = Vec::new();
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .condition_expression("attribute_exists(sk)")
+            .expression_attribute_values(":now", s(time::format(&now)))
+            .return_values(ReturnValue::AllNew);
+        if let Some(url) = &patch.url {
+            set.push("#url = :url".into());
+            req = req
+                .expression_attribute_names("#url", "url")
+                .expression_attribute_values(":url", s(url));
+        }
+        if let Some(events) = &patch.events {
+            set.push("events = :events".into());
+            req = req.expression_attribute_values(
+                ":events",
+                AttributeValue::L(events.iter().map(s).collect()),
+            );
+        }
+        match &patch.description {
+            Some(Some(d)) => {
+                set.push("description = :d".into());
+                req = req.expression_attribute_values(":d", s(d));
+            }
+            Some(None) => remove.push("description"),
+            None => {}
+        }
+        if let Some(active) = patch.is_active {
+            set.push("is_active = :active".into());
+            req = req.expression_attribute_values(":active", AttributeValue::Bool(active));
+            if active {
+                remove.extend(["failing_since", "disabled_reason"]);
+            }
+        }
+        let mut expr = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let out = req
+            .update_expression(expr)
+            .send()
+            .await
+            .map_err(|e| conditional(e, StoreError::NotFound))?;
+        from_item(out.attributes.unwrap_or_default())
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn delete_endpoint(&self, account_id: &str, id: &str) -> Result<(), StoreError> {
+        let (pk, sk) = Endpoint::keys(account_id, id);
+        self.client
+            .delete_item()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .condition_expression("attribute_exists(sk)")
+            .send()
+            .await
+            .map_err(|e| conditional(e, StoreError::NotFound))?;
+        Ok(())
+    }
+
+    /// Installs a new sealed secret, keeping the current one as the previous
+    /// one until `previous_expires_at`.
+    #[tracing::instrument(skip(self, sealed))]
+    pub async fn rotate_endpoint_secret(
+        &self,
+        account_id: &str,
+        id: &str,
+        sealed: &str,
+        previous_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Endpoint, StoreError> {
+        let (pk, sk) = Endpoint::keys(account_id, id);
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression(
+                "SET previous_secret = secret, secret = :new, previous_secret_expires_at = :until, updated_at = :now",
+            )
+            .condition_expression("attribute_exists(sk)")
+            .expression_attribute_values(":new", s(sealed))
+            .expression_attribute_values(":until", s(time::format(&previous_expires_at)))
+            .expression_attribute_values(":now", s(time::format(&now)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| conditional(e, StoreError::NotFound))?;
+        from_item(out.attributes.unwrap_or_default())
+    }
+
+    /// Notes a failed attempt; returns when the endpoint's failure run began.
+    pub async fn endpoint_failed(
+        &self,
+        endpoint: &Endpoint,
+        now: Timestamp,
+    ) -> Result<Timestamp, StoreError> {
+        if let Some(since) = endpoint.failing_since {
+            return Ok(since);
+        }
+        self.client
+            .update_item()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(&endpoint.pk))
+            .key("sk", s(&endpoint.sk))
+            .update_expression("SET failing_since = if_not_exists(failing_since, :now)")
+            .condition_expression("attribute_exists(sk)")
+            .expression_attribute_values(":now", s(time::format(&now)))
+            .send()
+            .await
+            .map_err(|e| conditional(e, StoreError::NotFound))?;
+        Ok(now)
+    }
+
+    /// Ends a failure run after a success.
+    pub async fn endpoint_succeeded(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        if endpoint.failing_since.is_none() {
+            return Ok(());
+        }
+        self.client
+            .update_item()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(&endpoint.pk))
+            .key("sk", s(&endpoint.sk))
+            .update_expression("REMOVE failing_since")
+            .condition_expression("attribute_exists(sk)")
+            .send()
+            .await
+            .map_err(|e| conditional(e, StoreError::NotFound))?;
+        Ok(())
+    }
+
+    /// Turns an endpoint off, with its events, once: `false` if it was off
+    /// already.
+    #[tracing::instrument(skip(self, events))]
+    pub async fn disable_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        reason: &str,
+        now: Timestamp,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(&endpoint.pk))
+            .key("sk", s(&endpoint.sk))
+            .update_expression(
+                "SET is_active = :false, disabled_reason = :reason, updated_at = :now",
+            )
+            .condition_expression("is_active = :true")
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", s(time::format(&now)))
+            .build()
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        for e in events {
+            items.push(self.outbox_item(e)?);
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => match super::keys::failed_conditions(&e) {
+                Some(f) if f.first() == Some(&true) => Ok(false),
+                _ => Err(classify(e)),
+            },
+        }
+    }
+
+    /// Writes a delivery unless it exists; returns the stored one.
+    #[tracing::instrument(skip_all, fields(delivery_id = %delivery.id))]
+    pub async fn put_delivery(&self, delivery: &Delivery) -> Result<Delivery, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.webhooks)
+            .set_item(Some(to_item(delivery)?))
+            .condition_expression("attribute_not_exists(sk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(delivery.clone()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                self.get_delivery(&delivery.endpoint_id, &delivery.id)
+                    .await?
+                    .ok_or(StoreError::NotFound)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    pub async fn get_delivery(
+        &self,
+        endpoint_id: &str,
+        id: &str,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let (pk, sk) = Delivery::keys(endpoint_id, id);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// Appends an attempt and sets the delivery's status.
+    #[tracing::instrument(skip(self, attempt))]
+    pub async fn record_attempt(
+        &self,
+        endpoint_id: &str,
+        id: &str,
+        attempt: &Attempt,
+        status: DeliveryStatus,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = Delivery::keys(endpoint_id, id);
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .condition_expression("attribute_exists(sk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(
+                ":a",
+                AttributeValue::L(vec![
+                    serde_dynamo::to_attribute_value(attempt)
+                        .map_err(|e| StoreError::Internal(e.to_string()))?,
+                ]),
+            )
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(
+                ":status",
+                serde_dynamo::to_attribute_value(status)
+                    .map_err(|e| StoreError::Internal(e.to_string()))?,
+            )
+            .expression_attribute_values(":now", s(time::format(&attempt.at)));
+        let expr = match &attempt.next_attempt_at {
+            Some(next) => {
+                req = req.expression_attribute_values(":next", s(time::format(next)));
+                "SET attempts = list_append(if_not_exists(attempts, :empty), :a), #status = :status, updated_at = :now, next_attempt_at = :next"
+            }
+            None => {
+                "SET attempts = list_append(if_not_exists(attempts, :empty), :a), #status = :status, updated_at = :now REMOVE next_attempt_at"
+            }
+        };
+        req.update_expression(expr)
+            .send()
+            .await
+            .map_err(|e| conditional(e, StoreError::NotFound))?;
+        Ok(())
+    }
+
+    /// Sets a delivery back to pending for a manual retry (or cancels it).
+    pub async fn set_delivery_status(
+        &self,
+        endpoint_id: &str,
+        id: &str,
+        status: DeliveryStatus,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = Delivery::keys(endpoint_id, id);
+        self.client
+            .update_item()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("SET #status = :status, updated_at = :now, next_attempt_at = :now")
+            .condition_expression("attribute_exists(sk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(
+                ":status",
+                serde_dynamo::to_attribute_value(status)
+                    .map_err(|e| StoreError::Internal(e.to_string()))?,
+            )
+            .expression_attribute_values(":now", s(time::format(&now)))
+            .send()
+            .await
+            .map_err(|e| conditional(e, StoreError::NotFound))?;
+        Ok(())
+    }
+
+    /// A page of an endpoint's deliveries, newest first.
+    #[tracing::instrument(skip(self))]
+    pub async fn list_deliveries(
+        &self,
+        endpoint_id: &str,
+        limit: i32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Delivery>, DeliveryCursor), StoreError> {
+        let pk = format!("ep#{endpoint_id}");
+        let start = after.map(|sk| {
+            std::collections::HashMap::from([
+                ("pk".to_string(), s(pk.as_str())),
+                ("sk".to_string(), s(sk)),
+            ])
+        });
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.webhooks)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :d)")
+            .expression_attribute_values(":pk", s(pk.as_str()))
+            .expression_attribute_values(":d", s("d#"))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let items: Vec<Delivery> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        let next = out
+            .last_evaluated_key
+            .and_then(|k| k.get("sk").and_then(|v| v.as_s().ok()).cloned());
+        Ok((items, next))
+    }
+
+    /// Outbox entries older than `before`: events whose change committed but
+    /// whose send did not (yet) happen.
+    #[tracing::instrument(skip(self))]
+    pub async fn pending_outbox(
+        &self,
+        before: Timestamp,
+        limit: i32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.webhooks)
+            .key_condition_expression("pk = :pk AND sk < :before")
+            .expression_attribute_values(":pk", s("outbox"))
+            .expression_attribute_values(":before", s(time::format(&before)))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| i.get("body").and_then(|b| b.as_s().ok()))
+            .filter_map(|b| serde_json::from_str(b).ok())
+            .collect())
+    }
+
+    /// Clears sent events from the outbox.
+    pub async fn clear_outbox(&self, events: &[Event]) -> Result<(), StoreError> {
+        for chunk in events.chunks(25) {
+            let requests = chunk
+                .iter()
+                .map(|e| {
+                    let del = DeleteRequest::builder()
+                        .key("pk", s("outbox"))
+                        .key("sk", s(format!("{}#{}", time::format(&e.timestamp), e.id)))
+                        .build()
+                        .map_err(|e| StoreError::Internal(e.to_string()))?;
+                    Ok(WriteRequest::builder().delete_request(del).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            self.client
+                .batch_write_item()
+                .request_items(&self.tables.webhooks, requests)
+                .send()
+                .await
+                .map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    /// Writes events to the outbox on their own (no other change), for events
+    /// that are not the result of a key change (tests, disabled endpoints).
+    pub async fn put_outbox(&self, events: &[Event]) -> Result<(), StoreError> {
+        for e in events {
+            let item: TransactWriteItem = self.outbox_item(e)?;
+            if let Some(put) = item.put {
+                let Put {
+                    table_name, item, ..
+                } = put;
+                self.client
+                    .put_item()
+                    .table_name(table_name)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .map_err(classify)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Marks a rate-limit counter as announced and writes its
+    /// `rate_limit.exceeded` event, once per counter: `false` if another
+    /// request announced it first.
+    pub async fn announce_rate_limit(
+        &self,
+        counter_key: &str,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.tables.counters)
+            .key("pk", s(counter_key))
+            .update_expression("SET announced = :true")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(announced)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .build()
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.outbox_item(event)?,
+        ];
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => match super::keys::failed_conditions(&e) {
+                Some(f) if f.first() == Some(&true) => Ok(false),
+                _ => Err(classify(e)),
+            },
+        }
+    }
+}
