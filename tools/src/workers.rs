@@ -19,6 +19,9 @@ pub struct SqsSource {
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
     pub queue_arn: String,
+    /// Overrides the queue's visibility timeout for received messages (tests
+    /// that let a worker die mid-batch need it short).
+    pub visibility_timeout: Option<i32>,
 }
 
 impl SqsSource {
@@ -36,6 +39,7 @@ impl SqsSource {
             sqs,
             queue_url: queue_url.to_string(),
             queue_arn: arn,
+            visibility_timeout: None,
         })
     }
 
@@ -58,6 +62,7 @@ impl SqsSource {
             .max_number_of_messages(batch.clamp(1, 10))
             .wait_time_seconds(wait.as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .set_visibility_timeout(self.visibility_timeout)
             .send()
             .await?;
         let messages = out.messages.unwrap_or_default();

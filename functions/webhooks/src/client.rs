@@ -15,8 +15,10 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 /// Bytes of a response read before the rest is ignored.
 pub const MAX_BODY: usize = 64 * 1024;
 
-struct PolicyResolver {
-    policy: AddressPolicy,
+/// Resolves names like the system does, then drops every address the
+/// policy refuses; a name left with none fails to resolve.
+pub struct PolicyResolver {
+    pub policy: AddressPolicy,
 }
 
 impl Resolve for PolicyResolver {

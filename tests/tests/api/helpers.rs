@@ -235,3 +235,71 @@ async fn into_resp(r: reqwest::Response) -> Resp {
         body,
     }
 }
+
+/// Settings for the webhook tests: deliveries may go to this machine over
+/// http, and the retry schedule is shrunk by `retry_scale`.
+pub fn webhook_env(retry_scale: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("KEYHUB_RATE_LIMITS", ROOMY_LIMITS),
+        ("KEYHUB_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
+        ("KEYHUB_WEBHOOK_ALLOW_HTTP", "true"),
+        ("KEYHUB_WEBHOOK_RETRY_SCALE", retry_scale),
+        ("KEYHUB_WEBHOOK_TIMEOUT_SECONDS", "5"),
+    ]
+}
+
+/// A receiver on a free port answering as scripted: (URL, receiver).
+pub async fn start_receiver(
+    replies: Vec<keyhub_tools::receiver::Reply>,
+) -> (String, keyhub_tools::receiver::Receiver) {
+    let rx = keyhub_tools::receiver::Receiver::scripted(replies);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let router = rx.clone().router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (url, rx)
+}
+
+impl TestApp {
+    /// Runs the webhook worker over the queue, as Lambda would, until `done`
+    /// holds or `limit` passes (retries come back after their delay).
+    pub async fn pump_webhooks_until(
+        &self,
+        limit: std::time::Duration,
+        done: impl Fn() -> bool,
+    ) -> bool {
+        let deps = self.stack.webhook_deps().expect("webhook deps");
+        let source = self.stack.webhook_source().await.expect("webhook queue");
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if done() {
+                return true;
+            }
+            source
+                .poll_once(10, std::time::Duration::from_secs(1), |event| {
+                    keyhub_webhooks::handle(&deps, event)
+                })
+                .await
+                .expect("poll the webhook queue");
+        }
+        done()
+    }
+
+    /// Creates a webhook endpoint; returns (id, whsec secret).
+    pub async fn webhook(&self, url: &str, events: &[&str]) -> (String, String) {
+        let r = self
+            .post(
+                "/api/v1/webhooks",
+                &self.admin_key,
+                json!({"url": url, "events": events}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        (
+            r.body["id"].as_str().unwrap().to_string(),
+            r.body["secret"].as_str().unwrap().to_string(),
+        )
+    }
+}

@@ -13,3 +13,4 @@ mod ratelimits;
 mod rotation;
 mod template;
 mod usage;
+mod webhooks;
