@@ -38,6 +38,7 @@ pub async fn ensure_tables(
         .unwrap_or_default();
     for spec in specs {
         if existing.contains(&spec.name) {
+            add_missing_indexes(ddb, spec).await?;
             continue;
         }
         let mut req = ddb
@@ -89,6 +90,55 @@ pub async fn ensure_tables(
                 .send()
                 .await?;
         }
+    }
+    Ok(())
+}
+
+/// Creates the indexes a table made by an older template lacks, as a
+/// CloudFormation update would (the local data survives `make dev` restarts).
+async fn add_missing_indexes(
+    ddb: &aws_sdk_dynamodb::Client,
+    spec: &TableSpec,
+) -> Result<(), Error> {
+    let table = ddb
+        .describe_table()
+        .table_name(&spec.name)
+        .send()
+        .await?
+        .table;
+    let have: Vec<String> = table
+        .and_then(|t| t.global_secondary_indexes)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|g| g.index_name)
+        .collect();
+    for index in spec.indexes.iter().filter(|i| !have.contains(&i.name)) {
+        let mut req = ddb.update_table().table_name(&spec.name);
+        for (name, ty) in &spec.attributes {
+            req = req.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::from(ty.as_str()))
+                    .build()?,
+            );
+        }
+        let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+            .index_name(&index.name)
+            .set_key_schema(Some(key_schema(&index.key_schema)?))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::from(index.projection.as_str()))
+                    .build(),
+            )
+            .build()?;
+        req.global_secondary_index_updates(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                .create(create)
+                .build(),
+        )
+        .send()
+        .await?;
+        tracing::info!(table = %spec.name, index = %index.name, "index added");
     }
     Ok(())
 }

@@ -50,6 +50,9 @@ struct Args {
     /// Keys the usage records are spread over.
     #[arg(long, default_value_t = 20)]
     usage_keys: usize,
+    /// Webhook deliveries per run.
+    #[arg(long, default_value_t = 1_000)]
+    deliveries: usize,
 }
 
 /// Limits no benchmark reaches: the counters are still taken on every request.
@@ -101,8 +104,11 @@ async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
     let sdk = keyhub::aws_config().await;
     let name = format!("bench{}", keyhub::base62::random(8)?.to_lowercase());
-    let mut stack = LocalStack::provision(&name, sdk.clone(), &Default::default(), |k| {
-        (k == "KEYHUB_RATE_LIMITS").then(|| BENCH_LIMITS.to_string())
+    let mut stack = LocalStack::provision(&name, sdk.clone(), &Default::default(), |k| match k {
+        "KEYHUB_RATE_LIMITS" => Some(BENCH_LIMITS.to_string()),
+        "KEYHUB_WEBHOOK_ALLOWED_NETWORKS" => Some("127.0.0.0/8".to_string()),
+        "KEYHUB_WEBHOOK_ALLOW_HTTP" => Some("true".to_string()),
+        _ => None,
     })
     .await?;
     let calls = CallCounter::default();
@@ -508,6 +514,135 @@ async fn main() -> Result<(), Error> {
          endpoint) for `last_used` and the latency maximum. Counting every record on its own would take four \
          writes per record (4,000 per 1,000).\n"
     )?;
+
+    // --- 5. Webhooks ----------------------------------------------------------
+    writeln!(out, "## Webhooks\n")?;
+    let secret = keyhub::webhook::SigningSecret::generate().ok_or("no randomness")?;
+    let sample = keyhub::events::Event::new(
+        "api_key.created",
+        &admin.account.id,
+        record.view(&stack.config.rate_limits, None),
+        time::now(),
+    );
+    let payload = sample.body();
+    let started = Instant::now();
+    let n = args.cached as u32;
+    for i in 0..n {
+        let sig = keyhub::webhook::signature_header(
+            &secret,
+            None,
+            &sample.id,
+            i as i64,
+            payload.as_bytes(),
+        );
+        let x = secret.x_signature(payload.as_bytes());
+        std::hint::black_box((sig, x));
+    }
+    let per_sign = started.elapsed() / n;
+    writeln!(
+        out,
+        "Signing one message ({} bytes: `webhook-signature` and `X-Signature`): {} (mean of {n}).\n",
+        payload.len(),
+        us(per_sign)
+    )?;
+
+    let (receiver_url, receiver) = {
+        let rx = keyhub_tools::receiver::Receiver::scripted(vec![]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/hook", listener.local_addr()?);
+        let router = rx.clone().router();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        (url, rx)
+    };
+    let secrets_box = stack.secret_box.clone().ok_or("no webhook key")?;
+    let endpoint_id = format!("wh_{}", keyhub::base62::random(20)?);
+    let (pk, sk) = keyhub::webhook::Endpoint::keys(&admin.account.id, &endpoint_id);
+    stack
+        .store
+        .put_endpoint(&keyhub::webhook::Endpoint {
+            pk,
+            sk,
+            id: endpoint_id.clone(),
+            account_id: admin.account.id.clone(),
+            url: receiver_url,
+            events: vec!["*".into()],
+            description: None,
+            is_active: true,
+            secret: secrets_box.seal(secret.bytes(), &endpoint_id)?,
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            created_at: time::now(),
+            updated_at: time::now(),
+            failing_since: None,
+            disabled_reason: None,
+        })
+        .await?;
+    let webhooks = Arc::new(stack.webhook_deps()?);
+    writeln!(
+        out,
+        "Deliveries to a receiver on 127.0.0.1 that answers 204 at once: event messages fed to the webhook \
+         function in batches of 10 (its BatchSize), each delivered to one endpoint: a delivery record written, \
+         the POST signed and sent, the attempt recorded.\n"
+    )?;
+    writeln!(
+        out,
+        "| concurrent batches | deliveries | deliveries/s |\n|---|---|---|"
+    )?;
+    for consumers in [1usize, 4] {
+        let before = receiver.requests().len();
+        let batches: Vec<aws_lambda_events::sqs::SqsEvent> = (0..args.deliveries)
+            .collect::<Vec<_>>()
+            .chunks(10)
+            .map(|chunk| {
+                let mut event = aws_lambda_events::sqs::SqsEvent::default();
+                for &i in chunk {
+                    let e = keyhub::events::Event::new(
+                        "webhook.test",
+                        &admin.account.id,
+                        serde_json::json!({"n": i}),
+                        time::now(),
+                    );
+                    let message = keyhub::eventbus::WebhookMessage::Event {
+                        event: e,
+                        endpoint_id: None,
+                    };
+                    let mut m = aws_lambda_events::sqs::SqsMessage::default();
+                    m.message_id = Some(format!("w{i}"));
+                    m.receipt_handle = Some(format!("r{i}"));
+                    m.body = serde_json::to_string(&message).ok();
+                    event.records.push(m);
+                }
+                event
+            })
+            .collect();
+        let queue = Arc::new(std::sync::Mutex::new(batches));
+        let started = Instant::now();
+        let workers: Vec<_> = (0..consumers)
+            .map(|_| {
+                let (queue, webhooks) = (queue.clone(), webhooks.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let next = queue.lock().ok().and_then(|mut q| q.pop());
+                        let Some(event) = next else { return };
+                        keyhub_webhooks::handle(&webhooks, event).await;
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await?;
+        }
+        let elapsed = started.elapsed();
+        let delivered = receiver.requests().len() - before;
+        writeln!(
+            out,
+            "| {consumers} | {delivered} | {:.0} |",
+            delivered as f64 / elapsed.as_secs_f64()
+        )?;
+    }
+    writeln!(out)?;
 
     writeln!(
         out,
