@@ -22,7 +22,7 @@ setup:
 
 ## reset: forget local data (DynamoDB tables, the dev key and pepper)
 reset:
-	rm -rf .local/dynamodb .local/dev-key .local/dev-pepper
+	rm -rf .local/dynamodb .local/dev-key .local/dev-secrets.json
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -30,9 +30,25 @@ fmt:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-lint: fmt clippy
+## cfn-lint: template.yaml, SAM transform included, with no errors or warnings
+cfn-lint: setup
+	.local/venv/bin/cfn-lint template.yaml
+
+lint: fmt clippy cfn-lint
+
+## build: the deployable arm64 bootstraps (target/lambda/<function>/bootstrap)
+FUNCTIONS := keyhub-api keyhub-authorizer keyhub-example keyhub-usage keyhub-webhooks keyhub-sweeper
+build: setup
+	rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/.local/venv/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do printf '%-20s %s bytes\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap); done
+
+## deploy: sam build and sam deploy with samconfig.toml (needs the SAM CLI and AWS credentials)
+deploy:
+	sam build --beta-features
+	sam deploy
 
 ## bench: benchmarks against the local stack; results in bench/RESULTS.md
 bench:
-	$(CARGO) build --release -p keyhub-tools --bin keyhub-bench
-	$(STACK) run -- $(CARGO) run --release -q -p keyhub-tools --bin keyhub-bench
+	$(CARGO) build --release --workspace --bins
+	$(STACK) run -- target/release/keyhub-bench

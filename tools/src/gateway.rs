@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::local::LocalStack;
-use crate::template::{ApiRoute, GatewayResponseSpec, Template};
+use crate::template::{ApiRoute, EnvValue, GatewayResponseSpec, Template};
 
 /// API Gateway's own limit on a request body.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -56,8 +56,10 @@ impl Gateway {
         let authorizer_env = template.function_env("AuthorizerFunction");
         let route_scopes = authorizer_env
             .iter()
-            .find(|(k, _)| k == "KEYHUB_ROUTE_SCOPES")
-            .map(|(_, v)| v.as_str())
+            .find_map(|(k, v)| match v {
+                EnvValue::Literal(s) if k == "KEYHUB_ROUTE_SCOPES" => Some(s.as_str()),
+                _ => None,
+            })
             .unwrap_or("");
         Ok(Gateway {
             api: stack.api_deps(),
@@ -267,6 +269,16 @@ pub fn new_request_id() -> String {
     )
 }
 
+/// What API Gateway puts in an event's single-valued fields: the last value
+/// of each header, and the query string parsed.
+fn single_values(headers: &HeaderMap, query: Option<&str>) -> (HeaderMap, QueryMap) {
+    let mut single = HeaderMap::new();
+    for (name, value) in headers {
+        single.insert(name.clone(), value.clone());
+    }
+    (single, query.unwrap_or("").parse().unwrap_or_default())
+}
+
 /// The REST proxy event for one request, as API Gateway builds it.
 #[allow(clippy::too_many_arguments)]
 pub fn proxy_event(
@@ -281,11 +293,7 @@ pub fn proxy_event(
     source_ip: &str,
     authorizer: HashMap<String, Value>,
 ) -> ApiGatewayProxyRequest {
-    let query: QueryMap = query.unwrap_or("").parse().unwrap_or_default();
-    let mut single_headers = HeaderMap::new();
-    for (name, value) in headers {
-        single_headers.insert(name.clone(), value.clone());
-    }
+    let (single_headers, query) = single_values(headers, query);
     let (body, is_base64_encoded) = if body.is_empty() {
         (None, false)
     } else {
@@ -358,11 +366,7 @@ pub fn authorizer_event(
     request_id: &str,
     source_ip: &str,
 ) -> ApiGatewayCustomAuthorizerRequestTypeRequest {
-    let query: QueryMap = query.unwrap_or("").parse().unwrap_or_default();
-    let mut single_headers = HeaderMap::new();
-    for (name, value) in headers {
-        single_headers.insert(name.clone(), value.clone());
-    }
+    let (single_headers, query) = single_values(headers, query);
     let mut identity = ApiGatewayCustomAuthorizerRequestTypeRequestIdentity::default();
     identity.source_ip = Some(source_ip.to_string());
     let mut ctx = ApiGatewayCustomAuthorizerRequestTypeRequestContext::default();

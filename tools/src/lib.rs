@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod calls;
+pub mod emulator;
 pub mod gateway;
 pub mod local;
 pub mod receiver;

@@ -204,6 +204,28 @@ impl LocalStack {
         SqsSource::new(self.sqs.clone(), url).await
     }
 
+    /// The environment template.yaml gives a function, resolved to this
+    /// stack's resources: what its `main.rs` reads.
+    pub fn function_env(&self, logical_id: &str) -> Result<Vec<(String, String)>, Error> {
+        let template = Template::builtin()?;
+        let resolve = |v: EnvValue| match v {
+            EnvValue::Literal(s) => Some(s),
+            EnvValue::Resource(id) => self.resources.get(&id).cloned(),
+        };
+        let mut env: Vec<(String, String)> = template
+            .global_env()
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, resolve(v)?)))
+            .collect();
+        for (k, v) in template.function_env(logical_id) {
+            if let Some(v) = resolve(v) {
+                env.retain(|(e, _)| *e != k);
+                env.push((k, v));
+            }
+        }
+        Ok(env)
+    }
+
     /// A queue's URL by its logical id in template.yaml.
     pub fn queue_url(&self, logical_id: &str) -> Option<&str> {
         self.resources.get(logical_id).map(String::as_str)

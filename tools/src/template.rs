@@ -250,27 +250,19 @@ impl Template {
     /// The environment every function gets (Globals), with `!Ref` of a
     /// parameter resolved to its default.
     pub fn global_env(&self) -> Vec<(String, EnvValue)> {
-        let vars = get(&self.doc, "Globals")
-            .and_then(|g| get(g, "Function"))
+        let function = get(&self.doc, "Globals").and_then(|g| get(g, "Function"));
+        self.variables(function)
+    }
+
+    /// `Environment.Variables` under a function's properties (or Globals).
+    fn variables(&self, holder: Option<&Value>) -> Vec<(String, EnvValue)> {
+        let vars = holder
             .and_then(|f| get(f, "Environment"))
             .and_then(|e| get(e, "Variables"))
             .and_then(|v| v.as_mapping());
         vars.into_iter()
             .flat_map(|m| m.iter())
-            .filter_map(|(k, v)| {
-                let value = match v {
-                    Value::Tagged(t) if t.tag == "!Ref" => {
-                        let target = t.value.as_str()?;
-                        match self.parameter_default(target) {
-                            Some(d) => EnvValue::Literal(d),
-                            None => EnvValue::Resource(target.to_string()),
-                        }
-                    }
-                    Value::String(s) => EnvValue::Literal(s.clone()),
-                    _ => return None,
-                };
-                Some((k.as_str()?.to_string(), value))
-            })
+            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), self.env_value(v)?)))
             .collect()
     }
 
@@ -317,29 +309,28 @@ impl Template {
         })
     }
 
-    /// A function's own environment variables (not the globals) whose values
-    /// are literals or a `!Ref` of a parameter (its default).
-    pub fn function_env(&self, logical_id: &str) -> Vec<(String, String)> {
-        let vars = self
+    /// A function's own environment variables (not the globals).
+    pub fn function_env(&self, logical_id: &str) -> Vec<(String, EnvValue)> {
+        let properties = self
             .resources()
             .find(|(id, _)| *id == logical_id)
-            .and_then(|(_, r)| get(r, "Properties"))
-            .and_then(|p| get(p, "Environment"))
-            .and_then(|e| get(e, "Variables"))
-            .and_then(|v| v.as_mapping());
-        vars.into_iter()
-            .flat_map(|m| m.iter())
-            .filter_map(|(k, v)| {
-                let value = match v {
-                    Value::Tagged(t) if t.tag == "!Ref" => {
-                        self.parameter_default(t.value.as_str()?)?
-                    }
-                    Value::String(s) => s.clone(),
-                    _ => return None,
-                };
-                Some((k.as_str()?.to_string(), value))
-            })
-            .collect()
+            .and_then(|(_, r)| get(r, "Properties"));
+        self.variables(properties)
+    }
+
+    /// A variable's value: a literal, a parameter's default, or a resource.
+    fn env_value(&self, v: &Value) -> Option<EnvValue> {
+        Some(match v {
+            Value::Tagged(t) if t.tag == "!Ref" => {
+                let target = t.value.as_str()?;
+                match self.parameter_default(target) {
+                    Some(d) => EnvValue::Literal(d),
+                    None => EnvValue::Resource(target.to_string()),
+                }
+            }
+            Value::String(s) => EnvValue::Literal(s.clone()),
+            _ => return None,
+        })
     }
 
     /// The gateway responses of the first `AWS::Serverless::Api`.

@@ -2,7 +2,7 @@
 
 use keyhub::ApiError;
 use keyhub::account::Account;
-use keyhub::key::{self, NewKey};
+use keyhub::key::NewKey;
 use keyhub::scope::{ACCOUNT_ADMIN_SCOPES, Scopes};
 use serde_json::json;
 
@@ -35,13 +35,7 @@ pub async fn create(call: &Call<'_>) -> Reply {
         metadata: Default::default(),
     };
     let deps = call.deps;
-    let (key, record) = key::mint(
-        deps.auth.pepper(),
-        &deps.config.key_prefix,
-        settings,
-        call.now,
-    )
-    .map_err(|_| ApiError::Internal)?;
+    let (key, record) = call.mint(settings)?;
     let events = match &deps.events {
         Some(_) => vec![keyhub::events::Event::new(
             "api_key.created",

@@ -100,6 +100,20 @@ impl Call<'_> {
     pub fn body<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
         http::parse_body(self.req, self.deps.config.max_body_bytes)
     }
+
+    /// A new key with these settings, made now.
+    pub fn mint(
+        &self,
+        settings: keyhub::key::NewKey,
+    ) -> Result<(keyhub::apikey::ApiKey, KeyRecord), ApiError> {
+        keyhub::key::mint(
+            self.deps.auth.pepper(),
+            &self.deps.config.key_prefix,
+            settings,
+            self.now,
+        )
+        .map_err(|_| ApiError::Internal)
+    }
 }
 
 #[tracing::instrument(skip_all, fields(method = %req.method(), request_id))]

@@ -3,7 +3,7 @@
 
 use keyhub::ApiError;
 use keyhub::events::Event;
-use keyhub::key::{self, KeyRecord, KeyState, NewKey};
+use keyhub::key::{KeyRecord, KeyState, NewKey};
 use keyhub::pepper::KeyId;
 use keyhub::scope::Scopes;
 use keyhub::store::{KeyPatch, StoreError};
@@ -102,13 +102,7 @@ pub async fn create(call: &Call<'_>) -> Reply {
         metadata: body.metadata.map(|m| m.0).unwrap_or_default(),
     };
     let deps = call.deps;
-    let (key, record) = key::mint(
-        deps.auth.pepper(),
-        &deps.config.key_prefix,
-        settings,
-        call.now,
-    )
-    .map_err(|_| ApiError::Internal)?;
+    let (key, record) = call.mint(settings)?;
     let events = key_event(call, "api_key.created", view(call, &record));
     deps.store.put_key(&record, &events).await?;
     publish(call, &events).await;
@@ -250,13 +244,7 @@ pub async fn rotate(call: &Call<'_>) -> Reply {
     // every scope it carries.
     may_grant(call, &old.scopes)?;
     let deps = call.deps;
-    let (key, new) = key::mint(
-        deps.auth.pepper(),
-        &deps.config.key_prefix,
-        old.settings(),
-        call.now,
-    )
-    .map_err(|_| ApiError::Internal)?;
+    let (key, new) = call.mint(old.settings())?;
     let grace_end = call.now + chrono::Duration::seconds(grace as i64);
     let old_expires_at = old.expires_at.map_or(grace_end, |t| t.min(grace_end));
     let previous = json!({

@@ -331,47 +331,57 @@ impl Store {
 
 impl Store {
     /// Keys past their expiry that still owe an `api_key.expired` event.
-    #[tracing::instrument(skip(self))]
     pub async fn keys_expired(
         &self,
         now: Timestamp,
         limit: i32,
     ) -> Result<Vec<KeyRecord>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.tables.keys)
-            .index_name(super::KEYS_EXPIRING_INDEX)
-            .key_condition_expression("expiry_check = :p AND expires_at <= :now")
-            .expression_attribute_values(":p", s(PENDING))
-            .expression_attribute_values(":now", s(time::format(&now)))
-            .limit(limit)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
+        self.pending_keys(
+            super::KEYS_EXPIRING_INDEX,
+            "expiry_check",
+            "expires_at",
+            now,
+            limit,
+        )
+        .await
     }
 
     /// Keys created before `before` that may owe an `api_key.rotation_due`
     /// event.
-    #[tracing::instrument(skip(self))]
     pub async fn keys_due_for_rotation(
         &self,
         before: Timestamp,
+        limit: i32,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        self.pending_keys(
+            super::KEYS_AGING_INDEX,
+            "rotation_check",
+            "created_at",
+            before,
+            limit,
+        )
+        .await
+    }
+
+    /// Keys of a sparse index whose `flag` is pending and whose `sort`
+    /// attribute is at or before `until`.
+    #[tracing::instrument(skip(self))]
+    async fn pending_keys(
+        &self,
+        index: &str,
+        flag: &str,
+        sort: &str,
+        until: Timestamp,
         limit: i32,
     ) -> Result<Vec<KeyRecord>, StoreError> {
         let out = self
             .client
             .query()
             .table_name(&self.tables.keys)
-            .index_name(super::KEYS_AGING_INDEX)
-            .key_condition_expression("rotation_check = :p AND created_at <= :before")
+            .index_name(index)
+            .key_condition_expression(format!("{flag} = :p AND {sort} <= :until"))
             .expression_attribute_values(":p", s(PENDING))
-            .expression_attribute_values(":before", s(time::format(&before)))
+            .expression_attribute_values(":until", s(time::format(&until)))
             .limit(limit)
             .send()
             .await

@@ -2,7 +2,7 @@
 //! endpoint, newest last by id) and the event outbox.
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, DeleteRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 
 use super::{Store, StoreError, classify, from_item, to_item};
@@ -502,27 +502,6 @@ impl Store {
                 .send()
                 .await
                 .map_err(classify)?;
-        }
-        Ok(())
-    }
-
-    /// Writes events to the outbox on their own (no other change), for events
-    /// that are not the result of a key change (tests, disabled endpoints).
-    pub async fn put_outbox(&self, events: &[Event]) -> Result<(), StoreError> {
-        for e in events {
-            let item: TransactWriteItem = self.outbox_item(e)?;
-            if let Some(put) = item.put {
-                let Put {
-                    table_name, item, ..
-                } = put;
-                self.client
-                    .put_item()
-                    .table_name(table_name)
-                    .set_item(Some(item))
-                    .send()
-                    .await
-                    .map_err(classify)?;
-            }
         }
         Ok(())
     }

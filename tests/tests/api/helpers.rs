@@ -134,6 +134,37 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
 }
 
 impl TestApp {
+    /// A key written straight to the store, in any account, so that making
+    /// it spends no quota and records no usage: (plaintext, id).
+    pub async fn direct_key(
+        &self,
+        account_id: &str,
+        plan: keyhub::limits::Plan,
+        scopes: &[&str],
+        limits: keyhub::limits::Limits,
+    ) -> (String, String) {
+        let settings = keyhub::key::NewKey {
+            account_id: account_id.to_string(),
+            plan,
+            name: "direct".into(),
+            description: None,
+            scopes: keyhub::scope::Scopes::parse_all(scopes.iter().copied()).unwrap(),
+            environment: keyhub::apikey::Environment::Live,
+            expires_at: None,
+            rate_limits: limits,
+            metadata: Default::default(),
+        };
+        let (key, record) = keyhub::key::mint(
+            &self.stack.pepper,
+            &self.stack.config.key_prefix,
+            settings,
+            keyhub::time::now(),
+        )
+        .unwrap();
+        self.stack.store.put_key(&record, &[]).await.unwrap();
+        (key.expose().to_string(), record.id)
+    }
+
     /// Runs the usage function over everything queued, as Lambda would.
     pub async fn drain_usage(&self) -> usize {
         let deps = self.stack.usage_deps();

@@ -11,6 +11,7 @@ mod openapi;
 mod paging;
 mod ratelimits;
 mod rotation;
+mod smoke;
 mod template;
 mod usage;
 mod webhooks;

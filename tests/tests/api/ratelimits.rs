@@ -1,7 +1,6 @@
 use std::collections::HashMap;
 
 use futures::future::join_all;
-use keyhub::key::{self, NewKey};
 use keyhub::limits::{Limits, Plan, Window};
 use keyhub::ratelimit::{Check, Limiter, Outcome};
 use reqwest::StatusCode;
@@ -18,29 +17,10 @@ const LIMITS: &str = r#"{
     "enterprise": {"per_minute": 100000}
 }"#;
 
-/// A key written straight to the store, in a fresh account of `plan`, so
-/// that making it spends none of the quota under test.
 async fn direct_key(app: &TestApp, account_id: &str, plan: Plan, limits: Limits) -> String {
-    let settings = NewKey {
-        account_id: account_id.to_string(),
-        plan,
-        name: "direct".into(),
-        description: None,
-        scopes: keyhub::scope::Scopes::parse_all(["keys:read"]).unwrap(),
-        environment: keyhub::apikey::Environment::Live,
-        expires_at: None,
-        rate_limits: limits,
-        metadata: Default::default(),
-    };
-    let (key, record) = key::mint(
-        &app.stack.pepper,
-        &app.stack.config.key_prefix,
-        settings,
-        keyhub::time::now(),
-    )
-    .unwrap();
-    app.stack.store.put_key(&record, &[]).await.unwrap();
-    key.expose().to_string()
+    app.direct_key(account_id, plan, &["keys:read"], limits)
+        .await
+        .0
 }
 
 fn count(resps: &[Resp]) -> HashMap<u16, usize> {

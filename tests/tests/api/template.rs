@@ -114,8 +114,10 @@ fn every_route_behind_the_authorizer_is_in_its_route_table() {
     let table = t
         .function_env("AuthorizerFunction")
         .into_iter()
-        .find(|(k, _)| k == "KEYHUB_ROUTE_SCOPES")
-        .map(|(_, v)| v)
+        .find_map(|(k, v)| match v {
+            keyhub_tools::template::EnvValue::Literal(s) if k == "KEYHUB_ROUTE_SCOPES" => Some(s),
+            _ => None,
+        })
         .expect("the authorizer gets KEYHUB_ROUTE_SCOPES");
     let scopes = keyhub_authorizer::routes::RouteScopes::parse(&table).unwrap();
     let protected: Vec<_> = t

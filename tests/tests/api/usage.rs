@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::AttributeValue;
-use keyhub::key::{self, NewKey};
 use keyhub::limits::{Limits, Plan};
 use keyhub::usage::UsageRecord;
 use reqwest::StatusCode;
@@ -13,36 +12,17 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app};
 
-/// A key written straight to the store, so that making it records no usage.
 async fn direct_key(
     app: &TestApp,
     account: &str,
     scopes: &[&str],
     per_minute: Option<u64>,
 ) -> (String, String) {
-    let settings = NewKey {
-        account_id: account.to_string(),
-        plan: Plan::Pro,
-        name: format!("direct {scopes:?}"),
-        description: None,
-        scopes: keyhub::scope::Scopes::parse_all(scopes.iter().copied()).unwrap(),
-        environment: keyhub::apikey::Environment::Live,
-        expires_at: None,
-        rate_limits: Limits {
-            per_minute,
-            ..Limits::default()
-        },
-        metadata: Default::default(),
+    let limits = Limits {
+        per_minute,
+        ..Limits::default()
     };
-    let (key, record) = key::mint(
-        &app.stack.pepper,
-        &app.stack.config.key_prefix,
-        settings,
-        keyhub::time::now(),
-    )
-    .unwrap();
-    app.stack.store.put_key(&record, &[]).await.unwrap();
-    (key.expose().to_string(), record.id)
+    app.direct_key(account, Plan::Pro, scopes, limits).await
 }
 
 fn record(key_id: &str, request_id: &str, status: u16, route: &str) -> UsageRecord {

@@ -644,9 +644,57 @@ async fn main() -> Result<(), Error> {
     }
     writeln!(out)?;
 
+    // --- 6. Cold starts ------------------------------------------------------
+    writeln!(out, "## Cold starts\n")?;
     writeln!(
         out,
-        "## How to rerun\n\n```sh\nmake bench\n# or, with the services already running:\nscripts/stack.sh run -- cargo run --release -p keyhub-tools --bin keyhub-bench\n```"
+        "Each function's release binary (built for this machine; the deployed ones are the same code for arm64) \
+         started under keyhub's Lambda Runtime API emulator with its events/ sample: the time from process start \
+         to the first answered invocation, including reading its secrets from moto and its first DynamoDB calls.\n"
+    )?;
+    writeln!(out, "| function | cold start |\n|---|---|")?;
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .map(|p| p.to_path_buf())
+        .ok_or("no binary directory")?;
+    for (function, bin, file) in [
+        ("ApiFunction", "keyhub-api", "api-whoami.json"),
+        (
+            "AuthorizerFunction",
+            "keyhub-authorizer",
+            "authorizer-request.json",
+        ),
+        ("ExampleFunction", "keyhub-example", "example-hello.json"),
+        ("UsageFunction", "keyhub-usage", "usage-sqs.json"),
+        ("WebhooksFunction", "keyhub-webhooks", "webhooks-sqs.json"),
+        ("SweeperFunction", "keyhub-sweeper", "sweeper-schedule.json"),
+    ] {
+        let binary = bin_dir.join(bin);
+        if !binary.exists() {
+            writeln!(
+                out,
+                "| {function} | not built (`cargo build --release --workspace --bins`) |"
+            )?;
+            continue;
+        }
+        let text = std::fs::read_to_string(format!("events/{file}"))?;
+        let event: serde_json::Value =
+            serde_json::from_str(&text.replace("kh_live_REPLACE_WITH_YOUR_KEY", &key))?;
+        let env = stack.function_env(function)?;
+        let run =
+            keyhub_tools::emulator::invoke(&binary, &env, event, Duration::from_secs(60)).await?;
+        let note = if run.result.is_ok() {
+            ""
+        } else {
+            " (answered with an error)"
+        };
+        writeln!(out, "| {function} | {}{note} |", ms(run.cold_start))?;
+    }
+    writeln!(out)?;
+
+    writeln!(
+        out,
+        "## How to rerun\n\n```sh\nmake bench\n# or, with the services already running:\ncargo build --release --workspace --bins && scripts/stack.sh run -- target/release/keyhub-bench\n```"
     )?;
 
     print!("{out}");
