@@ -785,3 +785,27 @@ async fn an_event_whose_send_failed_is_relayed_and_a_failed_change_sends_none() 
         "the outbox is empty once everything is sent: {outbox:?}"
     );
 }
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_retried_after_what_the_receiver_asked() {
+    // The schedule's first step shrinks to 5 ms; the receiver asks for 2 s.
+    let app = spawn_app_with(&webhook_env("0.001")).await;
+    let (url, rx) = start_receiver(vec![
+        Reply::status(429).header("retry-after", "2"),
+        Reply::status(200),
+    ])
+    .await;
+    app.webhook(&url, &["api_key.created"]).await;
+    app.create_key(json!({"name": "k"})).await;
+    assert!(
+        app.pump_webhooks_until(PUMP, || rx.requests().len() >= 2)
+            .await
+    );
+    let got = rx.requests();
+    let gap = got[1].at - got[0].at;
+    assert!(
+        gap >= Duration::from_millis(1900),
+        "retried after {gap:?}, not after Retry-After"
+    );
+    assert_eq!(header(&got[0], "webhook-id"), header(&got[1], "webhook-id"));
+}

@@ -510,9 +510,10 @@ async fn main() -> Result<(), Error> {
         out,
         "\nEach record is one item of its key's recent-requests list (with a TTL), which is also its \
          \"counted once\" marker; the sums cost one item per distinct (key, hour, endpoint), key and account in \
-         each transaction of up to 20 records, plus one conditional write per distinct key and (key, hour, \
-         endpoint) for `last_used` and the latency maximum. Counting every record on its own would take four \
-         writes per record (4,000 per 1,000).\n"
+         each transaction of up to 100 items, with `last_used` and the latency maximum set in the same items when \
+         they rise. Counting every record on its own would take four writes per record (4,000 per 1,000). More \
+         consumers contend for the same hot items (transactions conflict and retry), which is why the event \
+         source mapping keeps the usage function's concurrency low.\n"
     )?;
 
     // --- 5. Webhooks ----------------------------------------------------------
