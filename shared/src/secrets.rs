@@ -3,6 +3,7 @@
 use aws_sdk_secretsmanager::Client;
 
 use crate::pepper::Pepper;
+use crate::sealed::SecretBox;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -14,10 +15,9 @@ pub enum SecretError {
     Invalid { id: String, message: String },
 }
 
-/// Reads the pepper. The secret is the pepper itself (SAM generates 64
-/// random characters at deploy time).
+/// A secret's string value.
 #[tracing::instrument(skip(client))]
-pub async fn load_pepper(client: &Client, id: &str) -> Result<Pepper, SecretError> {
+async fn read(client: &Client, id: &str) -> Result<String, SecretError> {
     let out = client
         .get_secret_value()
         .secret_id(id)
@@ -27,9 +27,15 @@ pub async fn load_pepper(client: &Client, id: &str) -> Result<Pepper, SecretErro
             id: id.to_string(),
             message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
         })?;
-    let value = out
-        .secret_string()
-        .ok_or_else(|| SecretError::Empty(id.to_string()))?;
+    out.secret_string()
+        .map(str::to_string)
+        .ok_or_else(|| SecretError::Empty(id.to_string()))
+}
+
+/// Reads the pepper. The secret is the pepper itself (SAM generates 64
+/// random characters at deploy time).
+pub async fn load_pepper(client: &Client, id: &str) -> Result<Pepper, SecretError> {
+    let value = read(client, id).await?;
     Pepper::new(value.as_bytes()).map_err(|e| SecretError::Invalid {
         id: id.to_string(),
         message: e.to_string(),
@@ -37,28 +43,13 @@ pub async fn load_pepper(client: &Client, id: &str) -> Result<Pepper, SecretErro
 }
 
 /// Reads the key that seals webhook signing secrets.
-#[tracing::instrument(skip(client))]
-pub async fn load_secret_box(
-    client: &Client,
-    id: &str,
-) -> Result<crate::sealed::SecretBox, SecretError> {
-    let out = client
-        .get_secret_value()
-        .secret_id(id)
-        .send()
-        .await
-        .map_err(|e| SecretError::Read {
-            id: id.to_string(),
-            message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
-        })?;
-    let value = out
-        .secret_string()
-        .ok_or_else(|| SecretError::Empty(id.to_string()))?;
+pub async fn load_secret_box(client: &Client, id: &str) -> Result<SecretBox, SecretError> {
+    let value = read(client, id).await?;
     if value.len() < 32 {
         return Err(SecretError::Invalid {
             id: id.to_string(),
             message: "the webhook key must be at least 32 characters".into(),
         });
     }
-    Ok(crate::sealed::SecretBox::new(value.as_bytes()))
+    Ok(SecretBox::new(value.as_bytes()))
 }

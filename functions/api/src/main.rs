@@ -10,11 +10,16 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let sdk = keyhub::aws_config().await;
     let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-    let pepper = keyhub::secrets::load_pepper(&sm, &config.pepper_secret_id).await?;
-    let secrets = match &config.webhooks.key_secret_id {
-        Some(id) => Some(keyhub::secrets::load_secret_box(&sm, id).await?),
-        None => None,
-    };
+    // Both secrets at once: a cold start waits for the slower, not the sum.
+    let (pepper, secrets) = tokio::try_join!(
+        keyhub::secrets::load_pepper(&sm, &config.pepper_secret_id),
+        async {
+            match &config.webhooks.key_secret_id {
+                Some(id) => keyhub::secrets::load_secret_box(&sm, id).await.map(Some),
+                None => Ok(None),
+            }
+        }
+    )?;
     let deps = Deps::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         aws_sdk_sqs::Client::new(&sdk),

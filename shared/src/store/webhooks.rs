@@ -42,6 +42,25 @@ pub struct EndpointPatch {
 pub type DeliveryCursor = Option<String>;
 
 impl Store {
+    /// One item of the webhooks table, read consistently.
+    async fn get_webhooks_item<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: String,
+    ) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.map(from_item).transpose()
+    }
+
     #[tracing::instrument(skip_all, fields(endpoint_id = %endpoint.id))]
     pub async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
         self.client
@@ -67,17 +86,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<Endpoint>, StoreError> {
         let (pk, sk) = Endpoint::keys(account_id, id);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.webhooks)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.map(from_item).transpose()
+        self.get_webhooks_item(pk, sk).await
     }
 
     #[tracing::instrument(skip(self))]
@@ -324,17 +333,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<Delivery>, StoreError> {
         let (pk, sk) = Delivery::keys(endpoint_id, id);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.webhooks)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.map(from_item).transpose()
+        self.get_webhooks_item(pk, sk).await
     }
 
     /// Appends an attempt and sets the delivery's status.
