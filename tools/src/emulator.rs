@@ -60,6 +60,11 @@ async fn next(State(rt): State<Arc<Runtime>>) -> axum::response::Response {
         .into_response()
 }
 
+/// A posted body as JSON, or as the text it is.
+fn parsed(body: String) -> Value {
+    serde_json::from_str(&body).unwrap_or(Value::String(body))
+}
+
 fn answer(rt: &Runtime, result: Result<Value, Value>) {
     if let Some(tx) = rt.answer.lock().ok().and_then(|mut a| a.take()) {
         let _ = tx.send(result);
@@ -71,10 +76,7 @@ async fn response(
     UrlPath(_id): UrlPath<String>,
     body: String,
 ) -> impl IntoResponse {
-    answer(
-        &rt,
-        Ok(serde_json::from_str(&body).unwrap_or(Value::String(body))),
-    );
+    answer(&rt, Ok(parsed(body)));
     axum::http::StatusCode::ACCEPTED
 }
 
@@ -83,18 +85,12 @@ async fn error(
     UrlPath(_id): UrlPath<String>,
     body: String,
 ) -> impl IntoResponse {
-    answer(
-        &rt,
-        Err(serde_json::from_str(&body).unwrap_or(Value::String(body))),
-    );
+    answer(&rt, Err(parsed(body)));
     axum::http::StatusCode::ACCEPTED
 }
 
 async fn init_error(State(rt): State<Arc<Runtime>>, body: String) -> impl IntoResponse {
-    answer(
-        &rt,
-        Err(serde_json::from_str(&body).unwrap_or(Value::String(body))),
-    );
+    answer(&rt, Err(parsed(body)));
     axum::http::StatusCode::ACCEPTED
 }
 

@@ -11,7 +11,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use keyhub::base62;
 
 use crate::Error;
-use crate::template::{QueueSpec, TableSpec};
+use crate::template::{IndexSpec, QueueSpec, TableSpec};
 
 fn key_schema(pairs: &[(String, String)]) -> Result<Vec<KeySchemaElement>, Error> {
     pairs
@@ -23,6 +23,24 @@ fn key_schema(pairs: &[(String, String)]) -> Result<Vec<KeySchemaElement>, Error
                 .build()?)
         })
         .collect()
+}
+
+fn attribute_definitions(spec: &TableSpec) -> Result<Vec<AttributeDefinition>, Error> {
+    spec.attributes
+        .iter()
+        .map(|(name, ty)| {
+            Ok(AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::from(ty.as_str()))
+                .build()?)
+        })
+        .collect()
+}
+
+fn projection(index: &IndexSpec) -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::from(index.projection.as_str()))
+        .build()
 }
 
 /// Creates each table that does not exist yet, with its indexes and TTL.
@@ -45,25 +63,14 @@ pub async fn ensure_tables(
             .create_table()
             .table_name(&spec.name)
             .billing_mode(BillingMode::PayPerRequest)
-            .set_key_schema(Some(key_schema(&spec.key_schema)?));
-        for (name, ty) in &spec.attributes {
-            req = req.attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::from(ty.as_str()))
-                    .build()?,
-            );
-        }
+            .set_key_schema(Some(key_schema(&spec.key_schema)?))
+            .set_attribute_definitions(Some(attribute_definitions(spec)?));
         for index in &spec.indexes {
             req = req.global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(&index.name)
                     .set_key_schema(Some(key_schema(&index.key_schema)?))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::from(index.projection.as_str()))
-                            .build(),
-                    )
+                    .projection(projection(index))
                     .build()?,
             );
         }
@@ -113,23 +120,14 @@ async fn add_missing_indexes(
         .filter_map(|g| g.index_name)
         .collect();
     for index in spec.indexes.iter().filter(|i| !have.contains(&i.name)) {
-        let mut req = ddb.update_table().table_name(&spec.name);
-        for (name, ty) in &spec.attributes {
-            req = req.attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::from(ty.as_str()))
-                    .build()?,
-            );
-        }
+        let req = ddb
+            .update_table()
+            .table_name(&spec.name)
+            .set_attribute_definitions(Some(attribute_definitions(spec)?));
         let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
             .index_name(&index.name)
             .set_key_schema(Some(key_schema(&index.key_schema)?))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::from(index.projection.as_str()))
-                    .build(),
-            )
+            .projection(projection(index))
             .build()?;
         req.global_secondary_index_updates(
             aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()

@@ -36,21 +36,15 @@ pub async fn create(call: &Call<'_>) -> Reply {
     };
     let deps = call.deps;
     let (key, record) = call.mint(settings)?;
-    let events = match &deps.events {
-        Some(_) => vec![keyhub::events::Event::new(
-            "api_key.created",
-            &account.id,
-            record.view(&deps.config.rate_limits, None),
-            call.now,
-        )],
-        None => Vec::new(),
-    };
+    let events = call.event(
+        &account.id,
+        "api_key.created",
+        record.view(&deps.config.rate_limits, None),
+    );
     deps.store
         .create_account(&account, &record, &events)
         .await?;
-    if let Some(bus) = &deps.events {
-        bus.publish(&events).await;
-    }
+    call.publish(&events).await;
     tracing::info!(account_id = %account.id, key_id = %record.id, "account created");
     Ok((
         201,

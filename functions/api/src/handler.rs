@@ -101,6 +101,24 @@ impl Call<'_> {
         http::parse_body(self.req, self.deps.config.max_body_bytes)
     }
 
+    /// An event of `account_id`, if this deployment sends webhooks (no
+    /// queue, no events): what a change writes to the outbox with itself.
+    pub fn event(&self, account_id: &str, kind: &str, data: Value) -> Vec<keyhub::events::Event> {
+        match &self.deps.events {
+            Some(_) => vec![keyhub::events::Event::new(kind, account_id, data, self.now)],
+            None => Vec::new(),
+        }
+    }
+
+    /// Sends events whose change has committed.
+    pub async fn publish(&self, events: &[keyhub::events::Event]) {
+        if let Some(bus) = &self.deps.events
+            && !events.is_empty()
+        {
+            bus.publish(events).await;
+        }
+    }
+
     /// A new key with these settings, made now.
     pub fn mint(
         &self,

@@ -2,7 +2,6 @@
 //! Every read and write is scoped to the caller's account.
 
 use keyhub::ApiError;
-use keyhub::events::Event;
 use keyhub::key::{KeyRecord, KeyState, NewKey};
 use keyhub::pepper::KeyId;
 use keyhub::scope::Scopes;
@@ -65,23 +64,6 @@ fn view(call: &Call<'_>, record: &KeyRecord) -> Value {
     record.view(&call.deps.config.rate_limits, None)
 }
 
-/// A key event, if this deployment sends webhooks (no queue, no events).
-fn key_event(call: &Call<'_>, kind: &str, data: Value) -> Vec<Event> {
-    match &call.deps.events {
-        Some(_) => vec![Event::new(kind, &call.principal.account_id, data, call.now)],
-        None => Vec::new(),
-    }
-}
-
-/// Sends events whose change has committed.
-async fn publish(call: &Call<'_>, events: &[Event]) {
-    if let Some(bus) = &call.deps.events
-        && !events.is_empty()
-    {
-        bus.publish(events).await;
-    }
-}
-
 pub async fn create(call: &Call<'_>) -> Reply {
     let body: CreateKey = call.body()?;
     let scopes = body.scopes.unwrap_or_default();
@@ -103,9 +85,13 @@ pub async fn create(call: &Call<'_>) -> Reply {
     };
     let deps = call.deps;
     let (key, record) = call.mint(settings)?;
-    let events = key_event(call, "api_key.created", view(call, &record));
+    let events = call.event(
+        &call.principal.account_id,
+        "api_key.created",
+        view(call, &record),
+    );
     deps.store.put_key(&record, &events).await?;
-    publish(call, &events).await;
+    call.publish(&events).await;
     tracing::info!(key_id = %record.id, "key created");
     Ok((201, record.view(&deps.config.rate_limits, Some(&key))))
 }
@@ -176,7 +162,7 @@ pub async fn update(call: &Call<'_>) -> Reply {
         } else {
             "api_key.updated"
         };
-        let events = key_event(call, kind, view(call, &updated));
+        let events = call.event(&call.principal.account_id, kind, view(call, &updated));
         match call
             .deps
             .store
@@ -184,7 +170,7 @@ pub async fn update(call: &Call<'_>) -> Reply {
             .await
         {
             Ok(()) => {
-                publish(call, &events).await;
+                call.publish(&events).await;
                 break updated;
             }
             Err(StoreError::Conflict(_)) if tries == 0 => tries += 1,
@@ -199,13 +185,17 @@ pub async fn update(call: &Call<'_>) -> Reply {
 pub async fn delete(call: &Call<'_>) -> Reply {
     let id = KeyId::parse(call.param("id")).ok_or_else(not_found)?;
     let doomed = owned_key(call).await?;
-    let events = key_event(call, "api_key.deleted", view(call, &doomed));
+    let events = call.event(
+        &call.principal.account_id,
+        "api_key.deleted",
+        view(call, &doomed),
+    );
     call.deps
         .store
         .delete_key(&call.principal.account_id, id.as_str(), &events)
         .await
         .map_err(not_found_as_key)?;
-    publish(call, &events).await;
+    call.publish(&events).await;
     call.deps.auth.forget(&id);
     tracing::info!(key_id = %id, "key deleted");
     Ok((200, json!({ "message": "API key deleted successfully" })))
@@ -251,15 +241,15 @@ pub async fn rotate(call: &Call<'_>) -> Reply {
         "id": old.id,
         "expires_at": time::format(&old_expires_at),
     });
-    let events = key_event(
-        call,
+    let events = call.event(
+        &call.principal.account_id,
         "api_key.rotated",
         json!({"key": view(call, &new), "previous_key": previous}),
     );
     deps.store
         .rotate_key(&old, &new, old_expires_at, call.now, &events)
         .await?;
-    publish(call, &events).await;
+    call.publish(&events).await;
     tracing::info!(old = %old.id, new = %new.id, grace, "key rotated");
     let mut body = new.view(&deps.config.rate_limits, Some(&key));
     body["previous_key"] = previous;

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde_json::{Map, Value};
 
@@ -40,69 +39,7 @@ fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Internal(e.to_string()))
 }
 
-/// Which items of a cancelled transaction failed their condition.
-pub(crate) fn failed_conditions<R>(
-    e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
-) -> Option<Vec<bool>> {
-    match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(tc)) => Some(
-            tc.cancellation_reasons()
-                .iter()
-                .map(|r| r.code() == Some("ConditionalCheckFailed"))
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
 impl Store {
-    /// The outbox item of an event, for a change's transaction.
-    pub(crate) fn outbox_item(&self, event: &Event) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.tables.webhooks)
-            .item("pk", s("outbox"))
-            .item(
-                "sk",
-                s(format!("{}#{}", time::format(&event.timestamp), event.id)),
-            )
-            .item("body", s(event.body()))
-            .item(
-                "expires_at",
-                AttributeValue::N((event.timestamp.timestamp() + 7 * 86_400).to_string()),
-            );
-        Ok(TransactWriteItem::builder()
-            .put(built(put.build())?)
-            .build())
-    }
-
-    /// Runs a transaction: the change's items, then its events' outbox items.
-    /// `Conflict` when a condition failed, with which item failed first.
-    async fn commit(
-        &self,
-        mut items: Vec<TransactWriteItem>,
-        events: &[Event],
-    ) -> Result<(), (StoreError, Option<usize>)> {
-        for e in events {
-            items.push(self.outbox_item(e).map_err(|e| (e, None))?);
-        }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match failed_conditions(&e) {
-                Some(failed) if failed.iter().any(|f| *f) => Err((
-                    StoreError::Conflict("a condition failed".into()),
-                    failed.iter().position(|f| *f),
-                )),
-                _ => Err((classify(e), None)),
-            },
-        }
-    }
-
     /// Writes a new key; `Conflict` if the id exists (it never should: ids
     /// come from 256-bit secrets).
     #[tracing::instrument(skip_all, fields(key_id = %record.id))]
@@ -413,13 +350,7 @@ impl Store {
                 .expression_attribute_values(":at", s(time::format(at))),
             _ => update.condition_expression(format!("{flag} = :p")),
         };
-        let item = TransactWriteItem::builder()
-            .update(built(update.build())?)
-            .build();
-        match self.commit(vec![item], std::slice::from_ref(event)).await {
-            Ok(()) => Ok(true),
-            Err((StoreError::Conflict(_), _)) => Ok(false),
-            Err((e, _)) => Err(e),
-        }
+        self.commit_if(built(update.build())?, std::slice::from_ref(event))
+            .await
     }
 }

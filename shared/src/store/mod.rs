@@ -5,6 +5,7 @@
 
 mod accounts;
 mod keys;
+mod outbox;
 mod usage;
 mod webhooks;
 

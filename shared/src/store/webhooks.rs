@@ -1,9 +1,7 @@
 //! Webhook endpoints (under their account), deliveries (under their
 //! endpoint, newest last by id) and the event outbox.
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Update};
 
 use super::{Store, StoreError, classify, from_item, to_item};
 use crate::events::Event;
@@ -283,23 +281,7 @@ impl Store {
             .expression_attribute_values(":now", s(time::format(&now)))
             .build()
             .map_err(|e| StoreError::Internal(e.to_string()))?;
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        for e in events {
-            items.push(self.outbox_item(e)?);
-        }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => match super::keys::failed_conditions(&e) {
-                Some(f) if f.first() == Some(&true) => Ok(false),
-                _ => Err(classify(e)),
-            },
-        }
+        self.commit_if(update, events).await
     }
 
     /// Writes a delivery unless it exists; returns the stored one.
@@ -451,94 +433,5 @@ impl Store {
             .last_evaluated_key
             .and_then(|k| k.get("sk").and_then(|v| v.as_s().ok()).cloned());
         Ok((items, next))
-    }
-
-    /// Outbox entries older than `before`: events whose change committed but
-    /// whose send did not (yet) happen.
-    #[tracing::instrument(skip(self))]
-    pub async fn pending_outbox(
-        &self,
-        before: Timestamp,
-        limit: i32,
-    ) -> Result<Vec<Event>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.tables.webhooks)
-            .key_condition_expression("pk = :pk AND sk < :before")
-            .expression_attribute_values(":pk", s("outbox"))
-            .expression_attribute_values(":before", s(time::format(&before)))
-            .limit(limit)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(out
-            .items
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|i| i.get("body").and_then(|b| b.as_s().ok()))
-            .filter_map(|b| serde_json::from_str(b).ok())
-            .collect())
-    }
-
-    /// Clears sent events from the outbox.
-    pub async fn clear_outbox(&self, events: &[Event]) -> Result<(), StoreError> {
-        for chunk in events.chunks(25) {
-            let requests = chunk
-                .iter()
-                .map(|e| {
-                    let del = DeleteRequest::builder()
-                        .key("pk", s("outbox"))
-                        .key("sk", s(format!("{}#{}", time::format(&e.timestamp), e.id)))
-                        .build()
-                        .map_err(|e| StoreError::Internal(e.to_string()))?;
-                    Ok(WriteRequest::builder().delete_request(del).build())
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            self.client
-                .batch_write_item()
-                .request_items(&self.tables.webhooks, requests)
-                .send()
-                .await
-                .map_err(classify)?;
-        }
-        Ok(())
-    }
-}
-
-impl Store {
-    /// Marks a rate-limit counter as announced and writes its
-    /// `rate_limit.exceeded` event, once per counter: `false` if another
-    /// request announced it first.
-    pub async fn announce_rate_limit(
-        &self,
-        counter_key: &str,
-        event: &Event,
-    ) -> Result<bool, StoreError> {
-        let update = Update::builder()
-            .table_name(&self.tables.counters)
-            .key("pk", s(counter_key))
-            .update_expression("SET announced = :true")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(announced)")
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .build()
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
-        let items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            self.outbox_item(event)?,
-        ];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => match super::keys::failed_conditions(&e) {
-                Some(f) if f.first() == Some(&true) => Ok(false),
-                _ => Err(classify(e)),
-            },
-        }
     }
 }
