@@ -34,6 +34,16 @@ pub struct Guard {
     events: Option<(Store, EventBus)>,
 }
 
+/// A request as the guard finishes its response.
+pub struct Served<'a> {
+    pub req: &'a Request,
+    /// The route's resource path (`/api/v1/api-keys/{id}`).
+    pub route: &'a str,
+    pub request_id: &'a str,
+    pub started: Instant,
+    pub now: Timestamp,
+}
+
 /// A request that passed.
 #[derive(Debug, Clone)]
 pub struct Admitted {
@@ -130,29 +140,29 @@ impl Guard {
         self
     }
 
-    /// Records a request that passed the key check (answered or rate
-    /// limited): one SQS call, whose failure is logged, never returned.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record(
+    /// Finishes a response: the `X-RateLimit-*` headers, and a usage record
+    /// for a request that passed the key check (answered or rate limited):
+    /// one SQS call, whose failure is logged, never returned.
+    pub async fn finish(
         &self,
-        principal: &Principal,
-        method: &str,
-        route: &str,
-        status: u16,
-        started: Instant,
-        request_id: &str,
-        now: Timestamp,
+        resp: &mut Response<Body>,
+        served: &Served<'_>,
+        rate: Option<&WindowState>,
+        principal: Option<&Principal>,
     ) {
-        let Some(sink) = &self.usage else { return };
+        rate_headers(resp, rate);
+        let (Some(sink), Some(p)) = (&self.usage, principal) else {
+            return;
+        };
         let record = UsageRecord {
-            request_id: request_id.to_string(),
-            key_id: principal.key_id.clone(),
-            account_id: principal.account_id.clone(),
-            method: method.to_string(),
-            route: route.to_string(),
-            status,
-            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-            time: now,
+            request_id: served.request_id.to_string(),
+            key_id: p.key_id.clone(),
+            account_id: p.account_id.clone(),
+            method: served.req.method().as_str().to_string(),
+            route: served.route.to_string(),
+            status: resp.status().as_u16(),
+            latency_ms: served.started.elapsed().as_secs_f64() * 1000.0,
+            time: served.now,
         };
         sink.send(&record).await;
     }
@@ -256,7 +266,7 @@ impl Guard {
 
 /// Adds `X-RateLimit-Limit`, `-Remaining` and `-Reset` (UTC epoch seconds)
 /// for the window closest to its limit.
-pub fn rate_headers(resp: &mut Response<Body>, state: Option<&WindowState>) {
+fn rate_headers(resp: &mut Response<Body>, state: Option<&WindowState>) {
     let Some(s) = state else { return };
     let h = resp.headers_mut();
     h.insert("x-ratelimit-limit", HeaderValue::from(s.limit));

@@ -10,7 +10,7 @@ use keyhub::ApiError;
 use keyhub::auth::{Authenticator, Principal};
 use keyhub::config::Config;
 use keyhub::eventbus::EventBus;
-use keyhub::guard::{self, Guard, Metering};
+use keyhub::guard::{Guard, Metering, Served};
 use keyhub::http;
 use keyhub::key::KeyRecord;
 use keyhub::routes::{self, Route};
@@ -182,21 +182,16 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             http::error(&e, &request_id)
         }
     };
-    guard::rate_headers(&mut resp, rate.as_ref());
-    if let Some(p) = principal {
-        let status = resp.status().as_u16();
-        deps.guard
-            .record(
-                &p,
-                req.method().as_str(),
-                route.path,
-                status,
-                started,
-                &request_id,
-                now,
-            )
-            .await;
-    }
+    let served = Served {
+        req: &req,
+        route: route.path,
+        request_id: &request_id,
+        started,
+        now,
+    };
+    deps.guard
+        .finish(&mut resp, &served, rate.as_ref(), principal.as_ref())
+        .await;
     resp
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use keyhub::guard::{self, Guard};
+use keyhub::guard::{Guard, Served};
 use keyhub::{http, time};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -41,23 +41,18 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             rejection.principal,
         ),
     };
-    guard::rate_headers(&mut resp, rate.as_ref());
-    if let Some(p) = principal {
-        let route = http::resource(&req)
-            .map(|(r, _)| r)
-            .unwrap_or_else(|| req.uri().path().to_string());
-        let status = resp.status().as_u16();
-        deps.guard
-            .record(
-                &p,
-                req.method().as_str(),
-                &route,
-                status,
-                started,
-                &request_id,
-                now,
-            )
-            .await;
-    }
+    let route = http::resource(&req)
+        .map(|(r, _)| r)
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let served = Served {
+        req: &req,
+        route: &route,
+        request_id: &request_id,
+        started,
+        now,
+    };
+    deps.guard
+        .finish(&mut resp, &served, rate.as_ref(), principal.as_ref())
+        .await;
     resp
 }
