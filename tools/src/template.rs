@@ -286,6 +286,10 @@ impl Template {
                     .filter(|a| *a != "NONE")
                     .map(str::to_string);
                 if let (Some(path), Some(method)) = (field("Path"), field("Method")) {
+                    let authorizer = authorizer.or_else(|| {
+                        self.body_authorizer(field("RestApiId")?, path, method)
+                            .map(str::to_string)
+                    });
                     out.push(ApiRoute {
                         function: id.to_string(),
                         method: method.to_ascii_uppercase(),
@@ -296,6 +300,20 @@ impl Template {
             }
         }
         out
+    }
+
+    /// The authorizer an API's own OpenAPI body (`DefinitionBody`) puts on
+    /// a method: the first name in its `security`. The example API declares
+    /// its authorizer there, not under SAM's `Auth` (see template.yaml).
+    fn body_authorizer(&self, api: &str, path: &str, method: &str) -> Option<&str> {
+        let (_, resource) = self.resources().find(|(id, _)| *id == api)?;
+        let operation = get(resource, "Properties")
+            .and_then(|p| get(p, "DefinitionBody"))
+            .and_then(|b| get(b, "paths"))
+            .and_then(|p| get(p, path))
+            .and_then(|p| get(p, &method.to_ascii_lowercase()))?;
+        let first = get(operation, "security")?.as_sequence()?.first()?;
+        untag(first).as_mapping()?.keys().next()?.as_str()
     }
 
     /// A parameter's default value.
