@@ -108,26 +108,95 @@ fn parse_limits(s: &str) -> Option<Limits> {
     parts.next().is_none().then_some(l)
 }
 
-/// The key a request presents: `Authorization: Bearer <key>` first, then
-/// `X-API-Key`. Header names are case-insensitive (`HeaderMap` sees to that);
-/// the `Bearer` scheme is too, as RFC 9110 says.
-pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get_all(http::header::AUTHORIZATION)
+/// Where a request may carry its key. API Gateway caches an authorizer's
+/// answer by its identity source, so an authorizer configured with one header
+/// must read the key from that header alone: reading another one would cache
+/// the answer for one key under the value of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyHeader {
+    /// `Authorization: Bearer` or `X-API-Key`; both only if they agree.
+    #[default]
+    Either,
+    Authorization,
+    XApiKey,
+}
+
+impl KeyHeader {
+    /// The value of `KEYHUB_IDENTITY_HEADER` (the template's
+    /// `AuthorizerIdentityHeader`): empty, `Authorization` or `X-API-Key`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" => Ok(KeyHeader::Either),
+            "authorization" => Ok(KeyHeader::Authorization),
+            "x-api-key" => Ok(KeyHeader::XApiKey),
+            other => Err(format!(
+                "the identity header must be Authorization or X-API-Key (or empty), not {other:?}"
+            )),
+        }
+    }
+}
+
+/// Every distinct non-empty value a header carries, trimmed.
+fn values<'a>(headers: &'a HeaderMap, name: &str, bearer: bool) -> Vec<&'a str> {
+    let mut out: Vec<&str> = headers
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
+        .filter_map(|v| {
+            let v = v.trim();
+            if !bearer {
+                return Some(v);
+            }
+            let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-    bearer
-        .or_else(|| {
-            headers
-                .get("x-api-key")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
         })
-        .filter(|k| !k.is_empty())
+        .filter(|v| !v.is_empty())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The key a request presents, from `Authorization: Bearer <key>` or
+/// `X-API-Key` as `from` allows. Header names are case-insensitive
+/// (`HeaderMap` sees to that); the `Bearer` scheme is too, as RFC 9110 says.
+///
+/// Two different keys in one request are refused (`InvalidApiKey`): which
+/// one a cache would file the answer under is exactly the ambiguity an
+/// attacker wants. A Bearer token that is not shaped like a key of this
+/// deployment (another system's JWT) does not hide an `X-API-Key` unless
+/// `Authorization` is the configured header.
+pub fn presented_key<'a>(
+    headers: &'a HeaderMap,
+    prefix: &KeyPrefix,
+    from: KeyHeader,
+) -> Result<Option<&'a str>, ApiError> {
+    let bearer = values(headers, http::header::AUTHORIZATION.as_str(), true);
+    let x_api_key = values(headers, "x-api-key", false);
+    let ours = |k: &&str| ApiKey::parse(k, prefix).is_ok();
+    let one = |v: &[&'a str]| match v {
+        [] => Ok(None),
+        [k] => Ok(Some(*k)),
+        _ => Err(ApiError::InvalidApiKey),
+    };
+    let agree = |chosen: Option<&'a str>, other: &[&str]| match chosen {
+        Some(k) if other.iter().any(|o| *o != k) => Err(ApiError::InvalidApiKey),
+        _ => Ok(chosen),
+    };
+    match from {
+        KeyHeader::Authorization => agree(one(&bearer)?, &x_api_key),
+        KeyHeader::XApiKey => {
+            let ours_in_bearer: Vec<&str> = bearer.iter().copied().filter(ours).collect();
+            agree(one(&x_api_key)?, &ours_in_bearer)
+        }
+        KeyHeader::Either => {
+            let ours_in_bearer: Vec<&str> = bearer.iter().copied().filter(ours).collect();
+            match one(&x_api_key)? {
+                Some(k) => agree(Some(k), &ours_in_bearer),
+                None => one(&bearer),
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -157,6 +226,17 @@ impl Authenticator {
         self.cache.forget(id);
     }
 
+    /// Checks the key a request's headers present (see `presented_key`).
+    pub async fn authenticate_headers(
+        &self,
+        headers: &HeaderMap,
+        from: KeyHeader,
+        now: Timestamp,
+    ) -> Result<Arc<KeyRecord>, ApiError> {
+        let presented = presented_key(headers, &self.prefix, from)?;
+        self.authenticate(presented, now).await
+    }
+
     /// Checks a presented key and returns its record if it may be used now:
     /// no I/O for a malformed key or a cached one, else one GetItem.
     pub async fn authenticate(
@@ -164,15 +244,27 @@ impl Authenticator {
         presented: Option<&str>,
         now: Timestamp,
     ) -> Result<Arc<KeyRecord>, ApiError> {
+        let record = self.identify(presented).await?;
+        match record.state(now) {
+            KeyState::Usable => Ok(record),
+            KeyState::Expired => Err(ApiError::ApiKeyExpired),
+            KeyState::Inactive => Err(ApiError::ApiKeyInactive),
+        }
+    }
+
+    /// The record of a presented key whatever its state, for callers that
+    /// must decide whose key it is before saying anything about its state
+    /// (verify answers another account's expired key as unknown).
+    pub async fn identify(&self, presented: Option<&str>) -> Result<Arc<KeyRecord>, ApiError> {
         let raw = presented.ok_or(ApiError::MissingApiKey)?;
         let key = ApiKey::parse(raw, &self.prefix).map_err(|reason| {
             tracing::debug!(%reason, "malformed key");
             ApiError::InvalidApiKey
         })?;
         let digest = self.pepper.digest(&key);
-        let record = match self.cache.get(&digest, Instant::now()) {
-            Cached::Known(r) => r,
-            Cached::Unknown => return Err(ApiError::InvalidApiKey),
+        match self.cache.get(&digest, Instant::now()) {
+            Cached::Known(r) => Ok(r),
+            Cached::Unknown => Err(ApiError::InvalidApiKey),
             Cached::Miss => {
                 let fetched = Instant::now();
                 let record = self
@@ -181,13 +273,8 @@ impl Authenticator {
                     .filter(|r| digest.matches_hex(&r.digest))
                     .map(Arc::new);
                 self.cache.put(digest, record.clone(), fetched);
-                record.ok_or(ApiError::InvalidApiKey)?
+                record.ok_or(ApiError::InvalidApiKey)
             }
-        };
-        match record.state(now) {
-            KeyState::Usable => Ok(record),
-            KeyState::Expired => Err(ApiError::ApiKeyExpired),
-            KeyState::Inactive => Err(ApiError::ApiKeyInactive),
         }
     }
 
@@ -213,24 +300,84 @@ mod tests {
         h
     }
 
+    fn key() -> String {
+        ApiKey::generate(&KeyPrefix::default(), crate::apikey::Environment::Live)
+            .unwrap()
+            .expose()
+            .to_string()
+    }
+
+    fn either(h: &HeaderMap) -> Result<Option<&str>, ApiError> {
+        presented_key(h, &KeyPrefix::default(), KeyHeader::Either)
+    }
+
     #[test]
     fn bearer_and_x_api_key_in_any_case() {
         assert_eq!(
-            presented_key(&headers(&[("Authorization", "Bearer abc")])),
-            Some("abc")
+            either(&headers(&[("Authorization", "Bearer abc")])),
+            Ok(Some("abc"))
         );
         assert_eq!(
-            presented_key(&headers(&[("authorization", "bearer  abc ")])),
-            Some("abc")
+            either(&headers(&[("authorization", "bearer  abc ")])),
+            Ok(Some("abc"))
         );
+        assert_eq!(either(&headers(&[("X-API-KEY", "abc")])), Ok(Some("abc")));
+        assert_eq!(either(&headers(&[("x-api-key", "abc")])), Ok(Some("abc")));
+    }
+
+    #[test]
+    fn two_different_keys_are_refused_and_a_foreign_bearer_does_not_hide_x_api_key() {
+        let (a, b) = (key(), key());
+        let auth_a = format!("Bearer {a}");
+        let both = headers(&[("Authorization", &auth_a), ("X-API-Key", &b)]);
+        for from in [
+            KeyHeader::Either,
+            KeyHeader::Authorization,
+            KeyHeader::XApiKey,
+        ] {
+            assert_eq!(
+                presented_key(&both, &KeyPrefix::default(), from),
+                Err(ApiError::InvalidApiKey),
+                "{from:?}"
+            );
+        }
+        let same = headers(&[("Authorization", &auth_a), ("X-API-Key", &a)]);
+        assert_eq!(either(&same), Ok(Some(a.as_str())));
+        let jwt = headers(&[
+            ("Authorization", "Bearer eyJhbGciOi.x.y"),
+            ("X-API-Key", &b),
+        ]);
+        assert_eq!(either(&jwt), Ok(Some(b.as_str())));
         assert_eq!(
-            presented_key(&headers(&[("X-API-KEY", "abc")])),
-            Some("abc")
+            presented_key(&jwt, &KeyPrefix::default(), KeyHeader::XApiKey),
+            Ok(Some(b.as_str()))
         );
+        // Configured for Authorization, the JWT is what counts (and fails).
         assert_eq!(
-            presented_key(&headers(&[("x-api-key", "abc")])),
-            Some("abc")
+            presented_key(&jwt, &KeyPrefix::default(), KeyHeader::Authorization),
+            Err(ApiError::InvalidApiKey)
         );
+        let twice = headers(&[("X-API-Key", &a), ("X-API-Key", &b)]);
+        assert_eq!(either(&twice), Err(ApiError::InvalidApiKey));
+    }
+
+    #[test]
+    fn a_configured_header_is_the_only_one_read() {
+        let a = key();
+        let only_x = headers(&[("X-API-Key", &a)]);
+        assert_eq!(
+            presented_key(&only_x, &KeyPrefix::default(), KeyHeader::Authorization),
+            Ok(None)
+        );
+        let bearer = format!("Bearer {a}");
+        let only_auth = headers(&[("Authorization", &bearer)]);
+        assert_eq!(
+            presented_key(&only_auth, &KeyPrefix::default(), KeyHeader::XApiKey),
+            Ok(None)
+        );
+        assert_eq!(KeyHeader::parse("X-API-Key"), Ok(KeyHeader::XApiKey));
+        assert_eq!(KeyHeader::parse(""), Ok(KeyHeader::Either));
+        assert!(KeyHeader::parse("Cookie").is_err());
     }
 
     #[test]
@@ -257,21 +404,18 @@ mod tests {
     #[test]
     fn other_schemes_and_empty_values_count_as_missing() {
         assert_eq!(
-            presented_key(&headers(&[("Authorization", "Basic abc")])),
-            None
+            either(&headers(&[("Authorization", "Basic abc")])),
+            Ok(None)
         );
+        assert_eq!(either(&headers(&[("Authorization", "Bearer ")])), Ok(None));
+        assert_eq!(either(&headers(&[("X-API-Key", "")])), Ok(None));
+        assert_eq!(either(&headers(&[])), Ok(None));
         assert_eq!(
-            presented_key(&headers(&[("Authorization", "Bearer ")])),
-            None
-        );
-        assert_eq!(presented_key(&headers(&[("X-API-Key", "")])), None);
-        assert_eq!(presented_key(&headers(&[])), None);
-        assert_eq!(
-            presented_key(&headers(&[
+            either(&headers(&[
                 ("Authorization", "Basic x"),
                 ("X-API-Key", "k")
             ])),
-            Some("k")
+            Ok(Some("k"))
         );
     }
 }

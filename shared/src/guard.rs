@@ -182,7 +182,7 @@ impl Guard {
         now: Timestamp,
     ) -> Result<Admitted, Rejection> {
         let record = auth
-            .authenticate(auth::presented_key(req.headers()), now)
+            .authenticate_headers(req.headers(), auth::KeyHeader::Either, now)
             .await?;
         let principal = Principal::from_record(&record, &self.policy);
         if let Some(scope) = scope {

@@ -59,6 +59,14 @@ pub struct KeyRecord {
     /// event: the partition key of the sparse `aging` index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation_check: Option<String>,
+    /// The version of the pepper that made `digest` (keys written before
+    /// versions were recorded were all made by the first).
+    #[serde(default = "first_pepper_version")]
+    pub pepper_version: u32,
+}
+
+fn first_pepper_version() -> u32 {
+    crate::pepper::FIRST_PEPPER_VERSION
 }
 
 /// The value of `expiry_check` and `rotation_check` while an event is owed.
@@ -110,6 +118,7 @@ impl KeyRecord {
             rotated_to: None,
             expiry_check: settings.expires_at.map(|_| PENDING.to_string()),
             rotation_check: Some(PENDING.to_string()),
+            pepper_version: crate::pepper::FIRST_PEPPER_VERSION,
         }
     }
 
@@ -212,7 +221,8 @@ pub fn mint(
 ) -> Result<(ApiKey, KeyRecord), getrandom::Error> {
     let key = ApiKey::generate(prefix, settings.environment)?;
     let digest = pepper.digest(&key);
-    let record = KeyRecord::new(&key, &digest, settings, now);
+    let mut record = KeyRecord::new(&key, &digest, settings, now);
+    record.pepper_version = pepper.version();
     Ok((key, record))
 }
 
@@ -299,9 +309,22 @@ mod tests {
     #[test]
     fn round_trips_through_a_dynamodb_item() {
         let (_, r) = record(time::now());
-        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+        let mut item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
             serde_dynamo::to_item(&r).unwrap();
         assert!(!item.contains_key("expires_at"));
+        assert_eq!(
+            item.get("pepper_version"),
+            Some(&aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
+        );
+        // An item from before versions were recorded reads as the first.
+        let mut old = item.clone();
+        old.remove("pepper_version");
+        let back: KeyRecord = serde_dynamo::from_item(old).unwrap();
+        assert_eq!(back.pepper_version, 1);
+        item.insert(
+            "pepper_version".into(),
+            aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+        );
         let back: KeyRecord = serde_dynamo::from_item(item).unwrap();
         assert_eq!(back, r);
     }

@@ -23,7 +23,14 @@ pub const KEY_ID_DIGITS: usize = 22;
 pub struct Pepper {
     /// Keyed once; cloning the state saves re-hashing the key on every call.
     mac: HmacSha256,
+    /// Which pepper this is. Every key records the version that made its
+    /// digest, so a later pepper rotation can keep the old one for the keys
+    /// that still need it instead of making every stored digest useless.
+    version: u32,
 }
+
+/// The version of the pepper a deployment starts with.
+pub const FIRST_PEPPER_VERSION: u32 = 1;
 
 impl fmt::Debug for Pepper {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -41,7 +48,14 @@ impl Pepper {
             return Err(PepperTooShort(secret.len()));
         }
         let mac = HmacSha256::new_from_slice(secret).map_err(|_| PepperTooShort(secret.len()))?;
-        Ok(Pepper { mac })
+        Ok(Pepper {
+            mac,
+            version: FIRST_PEPPER_VERSION,
+        })
+    }
+
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     pub fn digest(&self, key: &ApiKey) -> KeyDigest {

@@ -81,12 +81,10 @@ pub const ROUTES: &[Route] = &[
         Some("webhooks:write"),
     ),
     route(Method::GET, "/api/v1/whoami", None),
-    Route {
-        method: Method::POST,
-        path: "/api/v1/keys/verify",
-        scope: Some("keys:verify"),
-        metered: false,
-    },
+    // Metered against the calling service too, so a leaked service key
+    // cannot turn verify into an unbounded lookup oracle; the verified key
+    // is metered by the endpoint itself.
+    route(Method::POST, "/api/v1/keys/verify", Some("keys:verify")),
 ];
 
 /// The route for a method and an API Gateway resource path, as API Gateway

@@ -25,6 +25,9 @@ pub struct Invocation {
     pub result: Result<Value, Value>,
     /// From process start to the answer.
     pub cold_start: Duration,
+    /// Everything the process wrote to stdout and stderr (CloudWatch's
+    /// share in Lambda), also echoed to this process's stderr.
+    pub logs: String,
 }
 
 struct Runtime {
@@ -134,16 +137,41 @@ pub async fn invoke(
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
+    let readers = [
+        child.stdout.take().map(|o| tokio::spawn(collect(o))),
+        child.stderr.take().map(|e| tokio::spawn(collect(e))),
+    ];
     let result = tokio::time::timeout(timeout, rx).await;
     let cold_start = started.elapsed();
     let _ = child.kill().await;
     server.abort();
+    let mut logs = String::new();
+    for reader in readers.into_iter().flatten() {
+        if let Ok(text) = reader.await {
+            logs.push_str(&text);
+        }
+    }
+    eprint!("{logs}");
     let result = match result {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => return Err(format!("{name} never answered").into()),
         Err(_) => return Err(format!("{name} did not answer within {timeout:?}").into()),
     };
-    Ok(Invocation { result, cold_start })
+    Ok(Invocation {
+        result,
+        cold_start,
+        logs,
+    })
+}
+
+/// Reads a pipe to its end, so the child never blocks on a full one.
+async fn collect(mut pipe: impl tokio::io::AsyncRead + Unpin) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    let _ = pipe.read_to_end(&mut bytes).await;
+    String::from_utf8_lossy(&bytes).into_owned()
 }

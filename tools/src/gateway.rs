@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest,
@@ -20,7 +21,8 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use keyhub_authorizer::routes::RouteScopes;
+use keyhub::auth::KeyHeader;
+use keyhub_authorizer::routes::{RouteScopes, iam_matches};
 use serde_json::Value;
 
 use crate::Error;
@@ -36,8 +38,54 @@ pub struct Gateway {
     api: keyhub_api::Deps,
     example: keyhub_example::Deps,
     authorizer: keyhub_authorizer::Deps,
+    cache: AuthorizerCache,
     routes: Vec<ApiRoute>,
     responses: Vec<GatewayResponseSpec>,
+}
+
+/// API Gateway's authorizer cache: answers kept by the value of the
+/// identity header for the TTL, then applied to whatever request of that
+/// identity comes next. Without an identity header nothing is cached (API
+/// Gateway requires one for caching).
+struct AuthorizerCache {
+    identity: KeyHeader,
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, keyhub_authorizer::Response)>>,
+}
+
+impl AuthorizerCache {
+    fn new(identity: KeyHeader, ttl: Duration) -> Self {
+        AuthorizerCache {
+            identity,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn header(&self) -> Option<&'static str> {
+        match self.identity {
+            KeyHeader::Either => None,
+            KeyHeader::Authorization => Some("authorization"),
+            KeyHeader::XApiKey => Some("x-api-key"),
+        }
+    }
+
+    fn get(&self, identity: &str) -> Option<keyhub_authorizer::Response> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(identity)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, r)| r.clone())
+    }
+
+    fn put(&self, identity: &str, response: &keyhub_authorizer::Response) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(identity.to_string(), (Instant::now(), response.clone()));
+        }
+    }
 }
 
 /// What an authorizer decided, as API Gateway acts on it.
@@ -50,7 +98,8 @@ enum Verdict {
 
 impl Gateway {
     /// The gateway of a local stack: its functions' handlers with the
-    /// dependencies their `main.rs` would build, and template.yaml's routes.
+    /// dependencies their `main.rs` would build, and template.yaml's routes
+    /// and authorizer settings (its parameters' defaults).
     pub fn new(stack: &LocalStack) -> Result<Self, Error> {
         let template = Template::builtin()?;
         let authorizer_env = template.function_env("AuthorizerFunction");
@@ -61,17 +110,60 @@ impl Gateway {
                 _ => None,
             })
             .unwrap_or("");
+        let identity = KeyHeader::parse(
+            &template
+                .parameter_default("AuthorizerIdentityHeader")
+                .unwrap_or_default(),
+        )?;
+        let ttl = template
+            .parameter_default("AuthorizerCacheTtl")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
         Ok(Gateway {
             api: stack.api_deps(),
             example: stack.example_deps(),
-            authorizer: keyhub_authorizer::Deps {
-                auth: stack.authenticator(),
-                policy: stack.config.rate_limits.clone(),
-                routes: RouteScopes::parse(route_scopes)?,
-            },
+            authorizer: keyhub_authorizer::Deps::new(
+                stack.authenticator(),
+                stack.config.rate_limits.clone(),
+                RouteScopes::parse(route_scopes)?,
+                identity,
+            )?,
+            cache: AuthorizerCache::new(identity, Duration::from_secs(ttl)),
             routes: template.api_routes(),
             responses: template.gateway_responses(),
         })
+    }
+
+    /// The same gateway with another authorizer set-up, as a deployment with
+    /// other `AuthorizerRouteScopes`, `AuthorizerIdentityHeader` and
+    /// `AuthorizerCacheTtl` would have.
+    pub fn with_authorizer(
+        mut self,
+        stack: &LocalStack,
+        route_scopes: &str,
+        identity: KeyHeader,
+        ttl: Duration,
+    ) -> Result<Self, Error> {
+        self.authorizer = keyhub_authorizer::Deps::new(
+            stack.authenticator(),
+            stack.config.rate_limits.clone(),
+            RouteScopes::parse(route_scopes)?,
+            identity,
+        )?;
+        self.cache = AuthorizerCache::new(identity, ttl);
+        Ok(self)
+    }
+
+    /// Adds a route behind the authorizer, served by the example function
+    /// (which answers any path), as a user's own API would declare it.
+    pub fn with_protected_route(mut self, method: &str, path: &str) -> Self {
+        self.routes.push(ApiRoute {
+            function: "ExampleFunction".to_string(),
+            method: method.to_string(),
+            path: path.to_string(),
+            authorizer: Some("KeyhubAuthorizer".to_string()),
+        });
+        self
     }
 
     /// A gateway response as template.yaml declares it: its status (or the
@@ -145,12 +237,29 @@ impl Gateway {
             .map(|(r, params, _)| (r, params))
     }
 
-    /// Runs the authorizer on the REQUEST event API Gateway would send, and
-    /// applies its policy to this method ARN.
+    /// Runs the authorizer on the REQUEST event API Gateway would send, or
+    /// takes its cached answer for the same identity, and applies the
+    /// policy to this request's method ARN. With an identity header, a
+    /// request without it is refused before any authorizer runs.
     async fn authorize(&self, event: ApiGatewayCustomAuthorizerRequestTypeRequest) -> Verdict {
         let Some(method_arn) = event.method_arn.clone() else {
             return Verdict::Failure;
         };
+        let identity = match self.cache.header() {
+            None => None,
+            Some(name) => match event
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.trim().is_empty())
+            {
+                Some(v) => Some(v.to_string()),
+                None => return Verdict::Unauthorized,
+            },
+        };
+        if let Some(cached) = identity.as_deref().and_then(|i| self.cache.get(i)) {
+            return apply(cached, &method_arn);
+        }
         let Ok(event) = roundtrip(&event) else {
             return Verdict::Failure;
         };
@@ -165,24 +274,34 @@ impl Gateway {
         let Ok(response) = roundtrip(&response) else {
             return Verdict::Failure;
         };
-        let mut context = response.context;
-        if let Some(p) = response.principal_id {
-            context.insert("principalId".to_string(), Value::from(p));
+        if let Some(i) = &identity {
+            self.cache.put(i, &response);
         }
-        let matching = |effect: IamPolicyEffect| {
-            response.policy_document.statement.iter().any(|s| {
-                s.effect == effect
-                    && s.action
-                        .iter()
-                        .any(|a| a == "execute-api:Invoke" || a == "*")
-                    && s.resource.iter().any(|r| arn_matches(r, &method_arn))
-            })
-        };
-        if matching(IamPolicyEffect::Deny) || !matching(IamPolicyEffect::Allow) {
-            Verdict::Deny(context)
-        } else {
-            Verdict::Allow(context)
-        }
+        apply(response, &method_arn)
+    }
+}
+
+/// API Gateway's verdict for one request from an authorizer's answer: an
+/// explicit Deny wins, else an Allow must match the method ARN, with IAM's
+/// wildcards (where `*` crosses `/`).
+fn apply(response: keyhub_authorizer::Response, method_arn: &str) -> Verdict {
+    let mut context = response.context;
+    if let Some(p) = response.principal_id {
+        context.insert("principalId".to_string(), Value::from(p));
+    }
+    let matching = |effect: IamPolicyEffect| {
+        response.policy_document.statement.iter().any(|s| {
+            s.effect == effect
+                && s.action
+                    .iter()
+                    .any(|a| a == "execute-api:Invoke" || a == "*")
+                && s.resource.iter().any(|r| iam_matches(r, method_arn))
+        })
+    };
+    if matching(IamPolicyEffect::Deny) || !matching(IamPolicyEffect::Allow) {
+        Verdict::Deny(context)
+    } else {
+        Verdict::Allow(context)
     }
 }
 
@@ -225,29 +344,6 @@ pub fn match_template(template: &str, path: &str) -> Option<(HashMap<String, Str
         }
     }
     (t.len() == p.len()).then_some((params, rank))
-}
-
-/// IAM-style resource matching: `*` stands for any run of characters.
-pub fn arn_matches(pattern: &str, arn: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == arn;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !arn.starts_with(first)
-        || !arn[first.len()..].ends_with(last)
-        || arn.len() < first.len() + last.len()
-    {
-        return false;
-    }
-    let mut rest = &arn[first.len()..arn.len() - last.len()];
-    for middle in &parts[1..parts.len() - 1] {
-        match rest.find(middle) {
-            Some(i) => rest = &rest[i + middle.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// A request id shaped like API Gateway's (a UUID, version 4).
@@ -551,28 +647,5 @@ mod tests {
         let (_, static_rank) = match_template("/a/b", "/a/b").unwrap();
         let (_, param_rank) = match_template("/a/{x}", "/a/b").unwrap();
         assert!(static_rank > param_rank);
-    }
-
-    #[test]
-    fn arn_wildcards() {
-        let arn = "arn:aws:execute-api:us-east-1:1:api/v1/GET/example/hello";
-        assert!(arn_matches(arn, arn));
-        assert!(arn_matches(
-            "arn:aws:execute-api:us-east-1:1:api/v1/*/*",
-            arn
-        ));
-        assert!(arn_matches(
-            "arn:aws:execute-api:us-east-1:1:api/v1/GET/example/*",
-            arn
-        ));
-        assert!(!arn_matches(
-            "arn:aws:execute-api:us-east-1:1:api/v1/POST/*",
-            arn
-        ));
-        assert!(!arn_matches(
-            "arn:aws:execute-api:us-east-1:1:api/v1/GET/example",
-            arn
-        ));
-        assert!(arn_matches("*", arn));
     }
 }

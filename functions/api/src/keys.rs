@@ -9,6 +9,7 @@ use keyhub::store::{KeyPatch, StoreError};
 use keyhub::time::{self, Timestamp};
 use serde_json::{Value, json};
 
+use crate::authority::Authority;
 use crate::handler::{Call, Reply};
 use crate::listing::{ListQuery, paginate};
 use crate::requests::{
@@ -21,14 +22,18 @@ fn not_found() -> ApiError {
     ApiError::NotFound { what: KEY }
 }
 
+/// The rules for what the calling key may do to keys.
+fn authority<'a>(call: &'a Call<'_>) -> Authority<'a> {
+    Authority {
+        principal: call.principal,
+        caller: call.caller,
+        key_default: &call.deps.config.rate_limits.key_default,
+    }
+}
+
 /// A key may only hand out scopes it holds itself.
 pub(crate) fn may_grant(call: &Call<'_>, scopes: &Scopes) -> Result<(), ApiError> {
-    match call.principal.scopes.first_not_covered(scopes) {
-        Some(s) => Err(ApiError::InsufficientScope {
-            required: s.to_string(),
-        }),
-        None => Ok(()),
-    }
+    authority(call).may_grant(scopes)
 }
 
 fn future(expires_at: Timestamp, now: Timestamp) -> Result<Timestamp, ApiError> {
@@ -66,12 +71,15 @@ fn view(call: &Call<'_>, record: &KeyRecord) -> Value {
 
 pub async fn create(call: &Call<'_>) -> Reply {
     let body: CreateKey = call.body()?;
+    let rules = authority(call);
     let scopes = body.scopes.unwrap_or_default();
-    may_grant(call, &scopes)?;
+    rules.may_grant(&scopes)?;
     let expires_at = body
         .expires_at
         .map(|When(t)| future(t, call.now))
         .transpose()?;
+    let expires_at = rules.new_expiry(expires_at)?;
+    let rate_limits = rules.new_limits(body.rate_limits.map(|l| l.0).unwrap_or_default())?;
     let settings = NewKey {
         account_id: call.principal.account_id.clone(),
         plan: call.principal.plan,
@@ -80,7 +88,7 @@ pub async fn create(call: &Call<'_>) -> Reply {
         scopes,
         environment: body.environment.unwrap_or(call.caller.environment),
         expires_at,
-        rate_limits: body.rate_limits.map(|l| l.0).unwrap_or_default(),
+        rate_limits,
         metadata: body.metadata.map(|m| m.0).unwrap_or_default(),
     };
     let deps = call.deps;
@@ -134,8 +142,9 @@ pub async fn get(call: &Call<'_>) -> Reply {
 pub async fn update(call: &Call<'_>) -> Reply {
     let body: UpdateKey = call.body()?;
     let id = KeyId::parse(call.param("id")).ok_or_else(not_found)?;
+    let rules = authority(call);
     if let Some(scopes) = &body.scopes {
-        may_grant(call, scopes)?;
+        rules.may_grant(scopes)?;
     }
     let expires_at = match body.expires_at {
         Some(Some(When(t))) => Some(Some(future(t, call.now)?)),
@@ -151,11 +160,21 @@ pub async fn update(call: &Call<'_>) -> Reply {
         expires_at,
         metadata: body.metadata.map(|m| m.map(|m| m.0).unwrap_or_default()),
     };
-    // Read, change, write unless changed meanwhile; the event carries the
-    // key as it now is. One retry after a concurrent change.
+    // Read, check, change, write unless changed meanwhile; the event carries
+    // the key as it now is. One retry after a concurrent change.
     let mut tries = 0;
     let record = loop {
         let current = owned_key(call).await?;
+        rules.may_act_on(&current)?;
+        if let Some(to) = patch.expires_at {
+            rules.change_expiry(&current, to, call.now)?;
+        }
+        if patch.is_active == Some(true) {
+            rules.reactivate(&current, call.now)?;
+        }
+        if let Some(to) = patch.rate_limits {
+            rules.change_limits(&current, to)?;
+        }
         let updated = current.apply(&patch, call.now);
         let kind = if current.is_active && !updated.is_active {
             "api_key.revoked"
@@ -185,6 +204,7 @@ pub async fn update(call: &Call<'_>) -> Reply {
 pub async fn delete(call: &Call<'_>) -> Reply {
     let id = KeyId::parse(call.param("id")).ok_or_else(not_found)?;
     let doomed = owned_key(call).await?;
+    authority(call).may_act_on(&doomed)?;
     let events = call.event(
         &call.principal.account_id,
         "api_key.deleted",
@@ -192,7 +212,7 @@ pub async fn delete(call: &Call<'_>) -> Reply {
     );
     call.deps
         .store
-        .delete_key(&call.principal.account_id, id.as_str(), &events)
+        .delete_key(&doomed, &events)
         .await
         .map_err(not_found_as_key)?;
     call.publish(&events).await;
@@ -232,7 +252,7 @@ pub async fn rotate(call: &Call<'_>) -> Reply {
     }
     // The new key's plaintext goes to the caller, so the caller must hold
     // every scope it carries.
-    may_grant(call, &old.scopes)?;
+    authority(call).may_act_on(&old)?;
     let deps = call.deps;
     let (key, new) = call.mint(old.settings())?;
     let grace_end = call.now + chrono::Duration::seconds(grace as i64);
@@ -249,6 +269,11 @@ pub async fn rotate(call: &Call<'_>) -> Reply {
     deps.store
         .rotate_key(&old, &new, old_expires_at, call.now, &events)
         .await?;
+    // With no grace the old key stops now, here as everywhere the cache
+    // allows; with a grace this environment rereads its new expiry.
+    if let Some(old_id) = old.key_id() {
+        deps.auth.forget(&old_id);
+    }
     call.publish(&events).await;
     tracing::info!(old = %old.id, new = %new.id, grace, "key rotated");
     let mut body = new.view(&deps.config.rate_limits, Some(&key));

@@ -1,6 +1,7 @@
 //! The management API: keys, accounts and whoami over lambda_http.
 
 mod accounts;
+mod authority;
 pub mod handler;
 mod keys;
 pub mod listing;

@@ -5,6 +5,7 @@
 
 use keyhub::ApiError;
 use keyhub::auth::Principal;
+use keyhub::key::KeyState;
 use keyhub::ratelimit::WindowState;
 use keyhub::scope::Scopes;
 use serde::Deserialize;
@@ -45,17 +46,23 @@ fn invalid(code: &str, principal: Option<&Principal>, state: Option<&WindowState
 pub async fn verify(call: &Call<'_>) -> Reply {
     let body: VerifyRequest = call.body()?;
     let guard = &call.deps.guard;
-    let record = match call.deps.auth.authenticate(Some(&body.key), call.now).await {
-        // Another account's key is as unknown as a key that does not exist.
+    // Whose key it is comes first: another account's key is as unknown as
+    // one that does not exist, whatever state it is in.
+    let record = match call.deps.auth.identify(Some(&body.key)).await {
         Ok(r) if r.account_id != call.principal.account_id => {
             return invalid("invalid_api_key", None, None);
         }
         Ok(r) => r,
-        Err(e @ (ApiError::InvalidApiKey | ApiError::ApiKeyExpired | ApiError::ApiKeyInactive)) => {
-            return invalid(e.code(), None, None);
+        Err(ApiError::InvalidApiKey | ApiError::MissingApiKey) => {
+            return invalid("invalid_api_key", None, None);
         }
         Err(e) => return Err(e),
     };
+    match record.state(call.now) {
+        KeyState::Usable => {}
+        KeyState::Expired => return invalid("api_key_expired", None, None),
+        KeyState::Inactive => return invalid("api_key_inactive", None, None),
+    }
     let principal = Principal::from_record(&record, guard.policy());
     if let Some(required) = &body.scopes
         && principal.scopes.first_not_covered(required).is_some()

@@ -3,9 +3,11 @@
 //! limits as context, `Unauthorized` (API Gateway's 401), or Deny (its 403)
 //! with the error code in the context for the gateway response to show.
 //!
-//! API Gateway may cache an answer per identity source, so an Allow lists
-//! every route of the table this key may call, not just the one asked about:
-//! a cached answer then stays right for the key's other routes.
+//! API Gateway may cache an answer per identity source and apply it to any
+//! route of the same key, so every answer is the key's whole policy (see
+//! `routes`), never one shaped by the route that happened to ask first: an
+//! out-of-scope request does not lock the key out of its other routes, and
+//! an Allow never reaches a route the key may not call.
 
 use std::collections::HashMap;
 
@@ -15,17 +17,41 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use keyhub::ApiError;
-use keyhub::auth::{self, Authenticator, Principal};
+use keyhub::auth::{Authenticator, KeyHeader, Principal};
 use keyhub::limits::RateLimitPolicy;
 use keyhub::time;
 use serde_json::Value;
 
-use crate::routes::RouteScopes;
+use crate::routes::{Policy, RouteScopes};
 
 pub struct Deps {
     pub auth: Authenticator,
     pub policy: RateLimitPolicy,
     pub routes: RouteScopes,
+    /// The header API Gateway caches answers by, if any: the only one read.
+    pub identity: KeyHeader,
+}
+
+impl Deps {
+    /// Refuses a set-up whose cached answers could be wrong: with an
+    /// identity header API Gateway may cache, and then every policy must be
+    /// right for every route of the table.
+    pub fn new(
+        auth: Authenticator,
+        policy: RateLimitPolicy,
+        routes: RouteScopes,
+        identity: KeyHeader,
+    ) -> Result<Self, String> {
+        if identity != KeyHeader::Either {
+            routes.check_cacheable()?;
+        }
+        Ok(Deps {
+            auth,
+            policy,
+            routes,
+            identity,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,17 +94,33 @@ fn statement(effect: IamPolicyEffect, resource: Vec<String>) -> IamPolicyStateme
     s
 }
 
+/// The answer API Gateway gets, with the policy's resources under `base`.
+/// An empty Allow list becomes a Deny of everything: IAM needs a statement.
 fn response(
     principal_id: &str,
-    statement: IamPolicyStatement,
+    base: &str,
+    policy: &Policy,
     context: HashMap<String, Value>,
 ) -> Response {
-    let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
-    policy.version = Some("2012-10-17".to_string());
-    policy.statement = vec![statement];
+    let arns = |v: &[String]| v.iter().map(|p| format!("{base}/{p}")).collect::<Vec<_>>();
+    let mut statements = Vec::new();
+    if !policy.allow.is_empty() {
+        statements.push(statement(IamPolicyEffect::Allow, arns(&policy.allow)));
+    }
+    if !policy.deny.is_empty() || policy.allow.is_empty() {
+        let deny = if policy.allow.is_empty() {
+            vec![format!("{base}/*")]
+        } else {
+            arns(&policy.deny)
+        };
+        statements.push(statement(IamPolicyEffect::Deny, deny));
+    }
+    let mut document = ApiGatewayCustomAuthorizerPolicy::default();
+    document.version = Some("2012-10-17".to_string());
+    document.statement = statements;
     let mut r = Response::default();
     r.principal_id = Some(principal_id.to_string());
-    r.policy_document = policy;
+    r.policy_document = document;
     r.context = context;
     r
 }
@@ -90,15 +132,24 @@ fn error_context(e: &ApiError) -> HashMap<String, Value> {
     ])
 }
 
-fn deny(principal_id: &str, method_arn: &str, e: &ApiError) -> Response {
-    tracing::info!(code = e.code(), "denied");
-    response(
-        principal_id,
-        statement(IamPolicyEffect::Deny, vec![method_arn.to_string()]),
-        error_context(e),
-    )
+/// What an answer says when its policy refuses a route: words about the
+/// key, never about the route that asked, since API Gateway reuses the
+/// answer for all the key's routes.
+fn scope_refusal(principal: &Principal) -> HashMap<String, Value> {
+    HashMap::from([
+        ("error_code".to_string(), Value::from("insufficient_scope")),
+        (
+            "error_message".to_string(),
+            Value::from(format!(
+                "this route needs a scope the key does not hold (it holds: {})",
+                principal.scopes.joined()
+            )),
+        ),
+    ])
 }
 
+/// An answer that holds for every request of this key, so API Gateway may
+/// cache it by the identity source: the key's whole policy and one context.
 #[tracing::instrument(skip_all, fields(method = ?event.http_method, resource = ?event.resource))]
 pub async fn authorize(
     deps: &Deps,
@@ -112,11 +163,19 @@ pub async fn authorize(
         .ok_or_else(|| AuthorizerError::Failure(format!("unexpected methodArn {method_arn}")))?;
     let record = match deps
         .auth
-        .authenticate(auth::presented_key(&event.headers), time::now())
+        .authenticate_headers(&event.headers, deps.identity, time::now())
         .await
     {
         Ok(r) => r,
-        Err(e @ ApiError::ApiKeyInactive) => return Ok(deny("anonymous", method_arn, &e)),
+        Err(e @ ApiError::ApiKeyInactive) => {
+            tracing::info!(code = e.code(), "denied");
+            return Ok(response(
+                "anonymous",
+                &base,
+                &Policy::default(),
+                error_context(&e),
+            ));
+        }
         Err(e @ (ApiError::MissingApiKey | ApiError::InvalidApiKey | ApiError::ApiKeyExpired)) => {
             tracing::info!(code = e.code(), "unauthorized");
             return Err(AuthorizerError::Unauthorized);
@@ -124,48 +183,45 @@ pub async fn authorize(
         Err(e) => return Err(AuthorizerError::Failure(e.to_string())),
     };
     let principal = Principal::from_record(&record, &deps.policy);
-
-    let resources = if deps.routes.is_empty() {
-        vec![format!("{base}/*/*")]
-    } else {
-        let method = event.http_method.as_ref().map(|m| m.as_str()).unwrap_or("");
-        let resource = event.resource.as_deref().unwrap_or("");
-        match deps.routes.find(method, resource) {
-            None => {
-                let e = ApiError::InsufficientScope {
-                    required: format!("a route-table entry for {method} {resource}"),
-                };
-                return Ok(deny(&principal.key_id, method_arn, &e));
-            }
-            Some(route) if !route.allows(&principal.scopes) => {
-                let e = ApiError::InsufficientScope {
-                    required: route
-                        .scope
-                        .as_ref()
-                        .map(|s| s.to_string())
-                        .unwrap_or_default(),
-                };
-                return Ok(deny(&principal.key_id, method_arn, &e));
-            }
-            Some(_) => deps
-                .routes
-                .iter()
-                .filter(|r| r.allows(&principal.scopes))
-                .map(|r| r.arn(&base))
-                .collect(),
-        }
-    };
-    // A cached Allow reaching a route it does not list becomes API Gateway's
-    // ACCESS_DENIED, whose body reads the code from this same context.
     let mut context = principal.to_context();
-    context.extend(error_context(&ApiError::InsufficientScope {
-        required: "a scope of this route".to_string(),
-    }));
-    Ok(response(
-        &principal.key_id,
-        statement(IamPolicyEffect::Allow, resources),
-        context,
-    ))
+    context.extend(scope_refusal(&principal));
+    if deps.routes.is_empty() {
+        let all = Policy {
+            allow: vec!["*".to_string()],
+            deny: Vec::new(),
+        };
+        return Ok(response(&principal.key_id, &base, &all, context));
+    }
+    let method = event.http_method.as_ref().map(|m| m.as_str()).unwrap_or("");
+    let resource = event.resource.as_deref().unwrap_or("");
+    let mut policy = deps.routes.policy(&principal.scopes);
+    match deps.routes.find(method, resource) {
+        // A route the table does not list is refused; this very request is
+        // denied by name, which no other route's request can match.
+        None => {
+            tracing::info!(method, resource, "route not in the table");
+            if let Some(tail) = method_arn.strip_prefix(&format!("{base}/")) {
+                policy.deny.push(tail.to_string());
+            }
+        }
+        Some(route) if !route.allows(&principal.scopes) => {
+            tracing::info!(code = "insufficient_scope", "denied");
+        }
+        // Only a table that is not cached can need this: one whose whole
+        // policy would refuse an allowed route; the answer then serves just
+        // this request, which is all an uncached answer ever serves.
+        Some(_) => {
+            if let Some(tail) = method_arn.strip_prefix(&format!("{base}/"))
+                && !policy.permits(tail)
+            {
+                policy = Policy {
+                    allow: vec![tail.to_string()],
+                    deny: Vec::new(),
+                };
+            }
+        }
+    }
+    Ok(response(&principal.key_id, &base, &policy, context))
 }
 
 #[cfg(test)]

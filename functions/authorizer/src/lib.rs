@@ -3,4 +3,4 @@
 pub mod handler;
 pub mod routes;
 
-pub use handler::{AuthorizerError, Deps, authorize};
+pub use handler::{AuthorizerError, Deps, Response, authorize};

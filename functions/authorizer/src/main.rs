@@ -1,7 +1,7 @@
 //! Lambda entry point: one-time set-up, then `handler::authorize` per event.
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
-use keyhub::auth::Authenticator;
+use keyhub::auth::{Authenticator, KeyHeader};
 use keyhub::config::Config;
 use keyhub::store::Store;
 use keyhub_authorizer::routes::RouteScopes;
@@ -20,11 +20,13 @@ async fn main() -> Result<(), Error> {
     )
     .await?;
     let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone());
-    let deps = Deps {
-        auth: Authenticator::new(store, pepper, config.key_prefix.clone(), config.key_cache),
-        policy: config.rate_limits.clone(),
+    let identity = KeyHeader::parse(&std::env::var("KEYHUB_IDENTITY_HEADER").unwrap_or_default())?;
+    let deps = Deps::new(
+        Authenticator::new(store, pepper, config.key_prefix.clone(), config.key_cache),
+        config.rate_limits.clone(),
         routes,
-    };
+        identity,
+    )?;
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {

@@ -168,11 +168,23 @@ impl Store {
         if !remove.is_empty() {
             expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
+        // The lifecycle rules the handler checked, held by the write itself:
+        // a rotated key's expiry is its rotation's, and nothing revives an
+        // expired key.
+        let mut condition = "account_id = :account_id AND updated_at = :seen".to_string();
+        let revives = patch.expires_at.is_some() || patch.is_active == Some(true);
+        if patch.expires_at.is_some() {
+            condition.push_str(" AND attribute_not_exists(rotated_to)");
+        }
+        if revives {
+            condition.push_str(" AND (attribute_not_exists(expires_at) OR expires_at > :now)");
+            values.insert(":now".to_string(), s(time::format(&now)));
+        }
         let update = Update::builder()
             .table_name(&self.tables.keys)
             .key("id", s(&current.id))
             .update_expression(expr)
-            .condition_expression("account_id = :account_id AND updated_at = :seen")
+            .condition_expression(condition)
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
             .set_expression_attribute_values(Some(values));
         let item = TransactWriteItem::builder()
@@ -180,38 +192,45 @@ impl Store {
             .build();
         match self.commit(vec![item], events).await {
             Ok(()) => Ok(()),
-            Err((StoreError::Conflict(_), _)) => match self.get_key(&current.id).await? {
-                Some(k) if k.account_id == current.account_id => Err(StoreError::Conflict(
-                    "the key was changed by another request; try again".into(),
-                )),
-                _ => Err(StoreError::NotFound),
-            },
+            Err((StoreError::Conflict(_), _)) => self.changed_or_gone(current).await,
             Err((e, _)) => Err(e),
         }
     }
 
-    /// Deletes a key of `account_id`.
-    #[tracing::instrument(skip(self, events))]
+    /// Deletes `current` unless it changed since it was read (its scopes
+    /// were what allowed the caller to delete it): `Conflict` then, or
+    /// `NotFound` if it is gone.
+    #[tracing::instrument(skip_all, fields(key_id = %current.id))]
     pub async fn delete_key(
         &self,
-        account_id: &str,
-        id: &str,
+        current: &KeyRecord,
         events: &[Event],
     ) -> Result<(), StoreError> {
         let delete = Delete::builder()
             .table_name(&self.tables.keys)
-            .key("id", s(id))
-            .condition_expression("account_id = :account_id")
-            .expression_attribute_values(":account_id", s(account_id));
+            .key("id", s(&current.id))
+            .condition_expression("account_id = :account_id AND updated_at = :seen")
+            .expression_attribute_values(":account_id", s(&current.account_id))
+            .expression_attribute_values(":seen", s(time::format(&current.updated_at)));
         let item = TransactWriteItem::builder()
             .delete(built(delete.build())?)
             .build();
-        self.commit(vec![item], events)
-            .await
-            .map_err(|(e, _)| match e {
-                StoreError::Conflict(_) => StoreError::NotFound,
-                other => other,
-            })
+        match self.commit(vec![item], events).await {
+            Ok(()) => Ok(()),
+            Err((StoreError::Conflict(_), _)) => self.changed_or_gone(current).await,
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    /// After a refused condition: `Conflict` if the key of the same account
+    /// is still there (changed meanwhile), else `NotFound`.
+    async fn changed_or_gone(&self, current: &KeyRecord) -> Result<(), StoreError> {
+        match self.get_key(&current.id).await? {
+            Some(k) if k.account_id == current.account_id => Err(StoreError::Conflict(
+                "the key was changed by another request; try again".into(),
+            )),
+            _ => Err(StoreError::NotFound),
+        }
     }
 
     /// Writes the successor and retires the old key in one transaction: the

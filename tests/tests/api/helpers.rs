@@ -89,6 +89,15 @@ pub async fn spawn_app() -> TestApp {
 /// A stack whose functions see `env` on top of the defaults, as if set in
 /// template.yaml.
 pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
+    spawn_app_configured(env, |gateway, _| gateway).await
+}
+
+/// A test app whose gateway is set up like a deployment with other
+/// parameters (authorizer table, identity header, cache TTL, extra routes).
+pub async fn spawn_app_configured(
+    env: &[(&str, &str)],
+    configure: impl FnOnce(Gateway, &LocalStack) -> Gateway,
+) -> TestApp {
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -114,7 +123,7 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
     )
     .await
     .expect("bootstrap");
-    let gateway = Arc::new(Gateway::new(&stack).expect("gateway"));
+    let gateway = Arc::new(configure(Gateway::new(&stack).expect("gateway"), &stack));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

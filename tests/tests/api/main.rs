@@ -7,6 +7,7 @@ mod authorizer;
 mod errors;
 mod helpers;
 mod keys;
+mod lifecycle;
 mod openapi;
 mod paging;
 mod ratelimits;

@@ -56,6 +56,11 @@ async fn the_old_key_works_through_the_grace_period_then_expires() {
 async fn a_zero_grace_rotation_retires_the_old_key_at_once() {
     let app = spawn_app().await;
     let (old_key, old) = app.create_key(json!({"name": "svc"})).await;
+    // Used first, so this environment has it cached when it is rotated.
+    assert_eq!(
+        app.get("/api/v1/whoami", &old_key).await.status,
+        StatusCode::OK
+    );
     let path = format!("/api/v1/api-keys/{}/rotate", old["id"].as_str().unwrap());
     let r = app
         .post(&path, &app.admin_key, json!({"grace_period_seconds": 0}))

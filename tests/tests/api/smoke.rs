@@ -89,3 +89,67 @@ async fn every_function_answers_its_sample_event() {
         println!("{function}: cold start {:?}", run.cold_start);
     }
 }
+
+/// With every log level on (`LogLevel=trace` is a template value), no line
+/// any function writes carries the key a request presented: not the raw
+/// event lambda_runtime logs at TRACE, not the verify body.
+#[tokio::test]
+async fn no_log_line_carries_a_presented_key_even_at_trace() {
+    let app = spawn_app().await;
+    let (customer, _) = app
+        .create_key(serde_json::json!({"name": "customer", "scopes": ["example:read"]}))
+        .await;
+    let mut verify = sample("api-whoami.json", &app.admin_key);
+    for (field, value) in [
+        ("resource", "/api/v1/keys/verify"),
+        ("path", "/api/v1/keys/verify"),
+        ("httpMethod", "POST"),
+    ] {
+        verify[field] = Value::from(value);
+    }
+    verify["requestContext"]["resourcePath"] = Value::from("/api/v1/keys/verify");
+    verify["requestContext"]["httpMethod"] = Value::from("POST");
+    verify["headers"]["Content-Type"] = Value::from("application/json");
+    verify["multiValueHeaders"]["Content-Type"] = serde_json::json!(["application/json"]);
+    verify["body"] = Value::from(serde_json::json!({ "key": customer }).to_string());
+    let cases = [
+        (
+            "ApiFunction",
+            "keyhub-api",
+            sample("api-whoami.json", &app.admin_key),
+        ),
+        ("ApiFunction", "keyhub-api", verify),
+        (
+            "AuthorizerFunction",
+            "keyhub-authorizer",
+            sample("authorizer-request.json", &app.admin_key),
+        ),
+        (
+            "ExampleFunction",
+            "keyhub-example",
+            sample("example-hello.json", &app.admin_key),
+        ),
+    ];
+    for (function, bin, event) in cases {
+        let mut env = app.stack.function_env(function).unwrap();
+        env.retain(|(k, _)| k != "RUST_LOG");
+        env.push(("RUST_LOG".to_string(), "trace".to_string()));
+        let run = invoke(&binary(bin), &env, event, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{function}: {e}"));
+        assert!(run.result.is_ok(), "{function}: {:?}", run.result);
+        // The run really logged at TRACE (the SDK and hyper do)...
+        assert!(
+            run.logs.contains("TRACE"),
+            "{function} logged nothing at TRACE"
+        );
+        // ...and no secret part of either key is in any line.
+        for key in [&app.admin_key, &customer] {
+            let secret = &key[key.len() - 20..];
+            assert!(
+                !run.logs.contains(secret),
+                "{function} logged a presented key"
+            );
+        }
+    }
+}
