@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 STACK := scripts/stack.sh
 
-.PHONY: dev test setup reset lint fmt clippy cfn-lint build bench deploy
+.PHONY: dev test setup reset lint fmt clippy cfn-lint build bench deploy package sam-setup
 
 ## dev: run the whole stack locally on http://127.0.0.1:3000 and print a key
 dev:
@@ -30,23 +30,45 @@ fmt:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## cfn-lint: template.yaml, SAM transform included, with no errors or warnings
+## cfn-lint: template.yaml with no errors or warnings, then through the real
+## SAM transform for every combination of the shape-changing parameters
+## (cfn-lint passes templates the transform refuses)
 cfn-lint: setup
 	.local/venv/bin/cfn-lint template.yaml
+	.local/venv/bin/python scripts/sam_transform.py --check
 
 lint: fmt clippy cfn-lint
 
-## build: the deployable arm64 bootstraps (target/lambda/<function>/bootstrap)
-FUNCTIONS := keyhub-api keyhub-authorizer keyhub-example keyhub-usage keyhub-webhooks keyhub-sweeper
-build: setup
-	rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
-	PATH="$(CURDIR)/.local/venv/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
-	@for f in $(FUNCTIONS); do printf '%-20s %s bytes\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap); done
+## sam-setup: the SAM CLI, pinned, in its own virtualenv (.local/sam): its
+## pinned boto3 clashes with moto's
+SAM_CLI_VERSION := 1.170.0
+SAM := $(CURDIR)/.local/sam/bin/sam
+# cargo-lambda (and zig) for SAM's rust-cargolambda builds; no telemetry.
+SAM_ENV := PATH="$(CURDIR)/.local/venv/bin:$$PATH" SAM_CLI_TELEMETRY=0
+sam-setup: setup
+	@if [ "$$($(SAM) --version 2>/dev/null)" != "SAM CLI, version $(SAM_CLI_VERSION)" ]; then \
+	  echo "installing aws-sam-cli==$(SAM_CLI_VERSION) into .local/sam"; \
+	  python3 -m venv .local/sam && \
+	  .local/sam/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION); \
+	fi
 
-## deploy: sam build and sam deploy with samconfig.toml (needs the SAM CLI and AWS credentials)
-deploy:
-	sam build --beta-features
-	sam deploy
+## build: sam build, as a deploy does: every function's arm64 bootstrap
+## through Cargo Lambda, into .aws-sam/build/<Function>/bootstrap (offline)
+FUNCTIONS := ApiFunction AuthorizerFunction ExampleFunction UsageFunction WebhooksFunction SweeperFunction
+build: sam-setup
+	rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	$(SAM_ENV) $(SAM) build --beta-features
+	@for f in $(FUNCTIONS); do printf '%-20s %s bytes\n' $$f $$(stat -c %s .aws-sam/build/$$f/bootstrap); done
+
+## package: the deployable template with each function's code uploaded to S3
+## (.aws-sam/packaged.yaml); needs AWS credentials, like deploy. Without
+## them, `make build` checks all that can be checked offline.
+package: build
+	$(SAM_ENV) $(SAM) package --resolve-s3 --output-template-file .aws-sam/packaged.yaml
+
+## deploy: sam build and sam deploy with samconfig.toml (needs AWS credentials)
+deploy: build
+	$(SAM_ENV) $(SAM) deploy
 
 ## bench: benchmarks against the local stack; results in bench/RESULTS.md
 bench:

@@ -155,13 +155,12 @@ class Resolver:
         raise ValueError(f"sam_transform.py cannot evaluate {fn}")
 
     def sub(self, text, variables):
+        """Substitutes the variables that are known strings; the rest stay."""
+
         def one(m):
             name = m.group(1)
-            if name in variables:
-                return as_text(variables[name])
-            if name in self.values:
-                return self.values[name]
-            return m.group(0)
+            value = variables.get(name, self.values.get(name))
+            return as_text(value) if isinstance(value, (str, int, float)) else m.group(0)
 
         return re.sub(r"\$\{([^!}][^}]*)\}", one, text)
 
@@ -183,7 +182,10 @@ class Resolver:
             if fn == "Fn::Sub":
                 text, variables = (args, {}) if isinstance(args, str) else (args[0], self.value(args[1]))
                 text = self.sub(text, variables)
-                return text if "${" not in text.replace("${!", "") else {"Fn::Sub": text}
+                left = {k: v for k, v in variables.items() if not isinstance(v, (str, int, float))}
+                if "${" not in text.replace("${!", ""):
+                    return text
+                return {"Fn::Sub": [text, left] if left else text}
         out = {}
         for k, v in node.items():
             v = self.value(v)
@@ -267,11 +269,15 @@ def main():
     if args.check:
         results = matrix(template)
         failed = [r for r in results if r["error"]]
-        for r in results:
-            if r["error"] or r["refused"]:
-                label = " ".join(f"{k}={v!r}" for k, v in r["parameters"].items())
-                print(f"{'FAIL' if r['error'] else 'refused (as designed)'}: {label}\n  {r['error'] or r['refused']}")
-        print(f"SAM transform: {len(results) - len(failed)} of {len(results)} parameter sets pass")
+        for r in failed:
+            label = " ".join(f"{k}={v!r}" for k, v in r["parameters"].items())
+            print(f"FAIL: {label}\n  {r['error']}")
+        refusals = sorted({r["refused"] for r in results if r["refused"]})
+        refused = sum(1 for r in results if r["refused"])
+        print(
+            f"SAM transform: {len(results) - len(failed)} of {len(results)} parameter sets pass"
+            + (f" ({refused} refused by the Rules, as designed: {'; '.join(refusals)})" if refused else "")
+        )
         return 1 if failed else 0
 
     overrides = dict(p.split("=", 1) for p in args.param)

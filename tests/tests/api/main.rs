@@ -12,6 +12,7 @@ mod openapi;
 mod paging;
 mod ratelimits;
 mod rotation;
+mod sam;
 mod smoke;
 mod template;
 mod usage;

@@ -1,0 +1,542 @@
+//! template.yaml through the real SAM transform (aws-sam-translator, what
+//! CloudFormation runs at deploy), for every combination of the parameters
+//! that change the template's shape, resolved as CloudFormation would
+//! (`scripts/sam_transform.py --matrix`), and held to the code: a stack
+//! that transforms but gives a function the wrong environment, or the
+//! authorizer the wrong identity source, fails here rather than in a
+//! user's account.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use keyhub::auth::KeyHeader;
+use keyhub::config::Config;
+use keyhub::routes::ROUTES;
+use keyhub_authorizer::routes::RouteScopes;
+use serde_json::Value;
+
+#[derive(Debug, serde::Deserialize)]
+struct Case {
+    parameters: BTreeMap<String, String>,
+    /// A Rules assertion refused the parameters (before any resource).
+    refused: Option<String>,
+    /// The transform refused the template.
+    error: Option<String>,
+    template: Option<Value>,
+}
+
+impl Case {
+    fn param(&self, name: &str) -> &str {
+        self.parameters
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("the matrix does not vary {name}"))
+    }
+
+    fn label(&self) -> String {
+        format!("{:?}", self.parameters)
+    }
+
+    fn resources(&self) -> &serde_json::Map<String, Value> {
+        self.template
+            .as_ref()
+            .and_then(|t| t["Resources"].as_object())
+            .unwrap_or_else(|| panic!("{}: no resources", self.label()))
+    }
+
+    fn resource(&self, id: &str) -> &Value {
+        self.resources()
+            .get(id)
+            .unwrap_or_else(|| panic!("{}: no {id}", self.label()))
+    }
+
+    fn of_type<'a>(&'a self, ty: &'a str) -> impl Iterator<Item = (&'a String, &'a Value)> {
+        self.resources()
+            .iter()
+            .filter(move |(_, r)| r["Type"] == ty)
+    }
+
+    /// The parameter sets CloudFormation would go on to deploy.
+    fn deploys(&self) -> bool {
+        self.refused.is_none()
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every case, transformed once for all the tests here (about 6 s).
+fn matrix() -> &'static [Case] {
+    static CASES: OnceLock<Vec<Case>> = OnceLock::new();
+    CASES.get_or_init(|| {
+        let python = root().join(".local/venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run `scripts/stack.sh setup` (make test does)",
+            python.display()
+        );
+        let out = Command::new(python)
+            .arg(root().join("scripts/sam_transform.py"))
+            .arg("--matrix")
+            .output()
+            .expect("run scripts/sam_transform.py");
+        assert!(
+            out.status.success(),
+            "sam_transform.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("sam_transform.py prints JSON")
+    })
+}
+
+fn deployed() -> impl Iterator<Item = &'static Case> {
+    matrix().iter().filter(|c| c.deploys())
+}
+
+/// `Fn::GetAtt [X, Arn]`, `Ref X`, or `X` inside a `Fn::Sub`: does `v` name
+/// resource `id`?
+fn names(v: &Value, id: &str) -> bool {
+    match v {
+        Value::String(s) => s.contains(&format!("${{{id}.")) || s.contains(&format!("${{{id}}}")),
+        Value::Object(m) => {
+            m.get("Ref").and_then(Value::as_str) == Some(id)
+                || m.get("Fn::GetAtt").and_then(|g| g[0].as_str()) == Some(id)
+                || m.values().any(|x| names(x, id))
+        }
+        Value::Array(a) => a.iter().any(|x| names(x, id)),
+        _ => false,
+    }
+}
+
+#[test]
+fn the_transform_accepts_every_parameter_set_the_rules_let_through() {
+    let cases = matrix();
+    let failed: Vec<String> = cases
+        .iter()
+        .filter_map(|c| Some(format!("{}: {}", c.label(), c.error.as_ref()?)))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "the SAM transform refuses:\n{}",
+        failed.join("\n")
+    );
+    // The matrix covers what the issue names, so a parameter dropped from
+    // the Conditions cannot quietly shrink it.
+    let seen = |name: &str| -> BTreeSet<&str> { cases.iter().map(|c| c.param(name)).collect() };
+    assert_eq!(
+        seen("AuthorizerIdentityHeader"),
+        BTreeSet::from(["", "Authorization", "X-API-Key"])
+    );
+    assert!(seen("AuthorizerCacheTtl").len() >= 2);
+    assert!(seen("AuthorizerCacheTtl").contains("0"));
+    assert_eq!(seen("DeployExample"), BTreeSet::from(["false", "true"]));
+    assert!(seen("AlarmTopicArn").contains(""));
+    assert!(seen("WafRateLimitPerIp").contains("0"));
+    assert!(cases.iter().filter(|c| c.deploys()).count() >= cases.len() / 2);
+}
+
+#[test]
+fn a_cache_with_no_identity_header_is_refused_before_anything_is_made() {
+    for c in matrix() {
+        let caching = c.param("AuthorizerCacheTtl") != "0";
+        let header = c.param("AuthorizerIdentityHeader");
+        assert_eq!(
+            c.refused.is_some(),
+            caching && header.is_empty(),
+            "{}",
+            c.label()
+        );
+        if let Some(why) = &c.refused {
+            assert!(why.contains("AuthorizerIdentityHeader"), "{why}");
+        }
+    }
+}
+
+/// A function's environment as CloudFormation sets it; a reference to a
+/// resource (a table, queue or secret) reads as the resource's logical id.
+fn environment(c: &Case, function: &str) -> BTreeMap<String, String> {
+    let vars = &c.resource(function)["Properties"]["Environment"]["Variables"];
+    vars.as_object()
+        .unwrap_or_else(|| panic!("{}: {function} has no environment", c.label()))
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                other => other["Ref"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{function}.{k} = {other}"))
+                    .to_string(),
+            };
+            (k.clone(), value)
+        })
+        .collect()
+}
+
+#[test]
+fn every_function_starts_with_the_environment_the_template_gives_it() {
+    for c in deployed() {
+        let example = c.param("DeployExample") == "true";
+        let functions: BTreeSet<&str> = c
+            .of_type("AWS::Lambda::Function")
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let mut expected = BTreeSet::from([
+            "ApiFunction",
+            "AuthorizerFunction",
+            "UsageFunction",
+            "WebhooksFunction",
+            "SweeperFunction",
+        ]);
+        if example {
+            expected.insert("ExampleFunction");
+        }
+        assert_eq!(functions, expected, "{}", c.label());
+        for f in &functions {
+            let env = environment(c, f);
+            // What every main.rs reads first; it refuses to start otherwise.
+            let config = Config::from_lookup(|k| env.get(k).cloned())
+                .unwrap_or_else(|e| panic!("{}: {f}: {e}", c.label()));
+            // The names are the resources' logical ids here: each variable
+            // names a resource of the right kind.
+            let kind = |id: &str| {
+                c.resource(id)["Type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            for table in [
+                &config.tables.keys,
+                &config.tables.accounts,
+                &config.tables.counters,
+                &config.tables.usage,
+                &config.tables.webhooks,
+            ] {
+                assert_eq!(kind(table), "AWS::DynamoDB::Table", "{f}: {table}");
+            }
+            assert_eq!(
+                kind(&config.pepper_secret_id),
+                "AWS::SecretsManager::Secret"
+            );
+            for queue in [&config.usage_queue_url, &config.webhooks.queue_url] {
+                let queue = queue.as_deref().unwrap_or_else(|| panic!("{f}: no queue"));
+                assert_eq!(kind(queue), "AWS::SQS::Queue", "{f}: {queue}");
+            }
+            // Logs go to a group of the stack's, which expires them.
+            let group = c.resource(f)["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{f} has no log group of its own"));
+            let group = c.resource(group);
+            assert_eq!(group["Type"], "AWS::Logs::LogGroup");
+            assert_eq!(
+                group["Properties"]["RetentionInDays"].as_str(),
+                Some(
+                    c.parameters
+                        .get("LogRetentionDays")
+                        .map_or("30", String::as_str)
+                ),
+                "{f}"
+            );
+        }
+        let authorizer = environment(c, "AuthorizerFunction");
+        let header = c.param("AuthorizerIdentityHeader");
+        assert_eq!(
+            authorizer.get("KEYHUB_IDENTITY_HEADER").map(String::as_str),
+            Some(header)
+        );
+        KeyHeader::parse(header).unwrap_or_else(|e| panic!("{header:?}: {e}"));
+        let scopes = authorizer
+            .get("KEYHUB_ROUTE_SCOPES")
+            .expect("the authorizer gets its route table");
+        RouteScopes::parse(scopes).unwrap_or_else(|e| panic!("KEYHUB_ROUTE_SCOPES: {e}"));
+        let dlq = environment(c, "WebhooksFunction");
+        assert_eq!(dlq["WEBHOOK_DLQ_URL"], "WebhookDeadLetterQueue");
+    }
+}
+
+/// `paths` of a REST API's OpenAPI body: (METHOD, path) → operation.
+fn operations(c: &Case, api: &str) -> BTreeMap<(String, String), Value> {
+    let paths = c.resource(api)["Properties"]["Body"]["paths"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{api} has no paths"));
+    let mut out = BTreeMap::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let method = match method.as_str() {
+                "x-amazon-apigateway-any-method" => "ANY".to_string(),
+                m => m.to_ascii_uppercase(),
+            };
+            out.insert((method, path.clone()), op.clone());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_route_of_the_code_reaches_the_api_function_without_the_authorizer() {
+    for c in deployed() {
+        let ops = operations(c, "Api");
+        for r in ROUTES {
+            let key = (r.method.to_string(), r.path.to_string());
+            let op = ops
+                .get(&key)
+                .unwrap_or_else(|| panic!("{}: {key:?} is not deployed", c.label()));
+            let integration = &op["x-amazon-apigateway-integration"];
+            assert_eq!(integration["type"], "aws_proxy", "{key:?}");
+            assert!(names(&integration["uri"], "ApiFunction"), "{key:?}");
+            assert!(
+                op.get("security").is_none(),
+                "{key:?} is behind an authorizer"
+            );
+        }
+        for (key, op) in &ops {
+            assert!(
+                names(&op["x-amazon-apigateway-integration"]["uri"], "ApiFunction"),
+                "{key:?} on the management API goes elsewhere"
+            );
+        }
+        assert!(c.resource("Api")["Properties"]["Body"]["securityDefinitions"].is_null());
+    }
+}
+
+#[test]
+fn the_example_routes_run_the_authorizer_with_the_identity_source_and_cache_asked_for() {
+    for c in deployed() {
+        if c.param("DeployExample") != "true" {
+            assert!(!c.resources().contains_key("ExampleApi"), "{}", c.label());
+            continue;
+        }
+        let body = &c.resource("ExampleApi")["Properties"]["Body"];
+        let auth = &body["securityDefinitions"]["KeyhubAuthorizer"];
+        let lambda = &auth["x-amazon-apigateway-authorizer"];
+        assert_eq!(lambda["type"], "request");
+        assert!(names(&lambda["authorizerUri"], "AuthorizerFunction"));
+        let header = c.param("AuthorizerIdentityHeader");
+        let source = lambda.get("identitySource").and_then(Value::as_str);
+        if header.is_empty() {
+            assert_eq!(source, None, "{}: either header must reach it", c.label());
+        } else {
+            assert_eq!(
+                source,
+                Some(format!("method.request.header.{header}").as_str())
+            );
+        }
+        assert_eq!(
+            lambda["authorizerResultTtlInSeconds"].as_str(),
+            Some(c.param("AuthorizerCacheTtl")),
+            "{}",
+            c.label()
+        );
+        let ops = operations(c, "ExampleApi");
+        let routes: BTreeSet<_> = ops.keys().cloned().collect();
+        let hello = |m: &str| (m.to_string(), "/example/hello".to_string());
+        assert_eq!(routes, BTreeSet::from([hello("GET"), hello("POST")]));
+        for (key, op) in &ops {
+            assert_eq!(
+                op["security"][0]["KeyhubAuthorizer"],
+                serde_json::json!([]),
+                "{key:?}"
+            );
+            assert!(names(
+                &op["x-amazon-apigateway-integration"]["uri"],
+                "ExampleFunction"
+            ));
+        }
+        // API Gateway may call both functions.
+        for (function, source) in [
+            ("AuthorizerFunction", "/authorizers/"),
+            ("ExampleFunction", ""),
+        ] {
+            assert!(
+                c.of_type("AWS::Lambda::Permission").any(|(_, p)| {
+                    let p = &p["Properties"];
+                    names(&p["FunctionName"], function)
+                        && names(&p["SourceArn"], "ExampleApi")
+                        && p["SourceArn"].to_string().contains(source)
+                }),
+                "{}: API Gateway may not invoke {function}",
+                c.label()
+            );
+        }
+        let responses = |api: &str| {
+            c.resource(api)["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"].clone()
+        };
+        assert_eq!(
+            responses("ExampleApi"),
+            responses("Api"),
+            "the APIs answer errors alike"
+        );
+    }
+}
+
+#[test]
+fn gateway_responses_give_the_contract_shape() {
+    for c in deployed() {
+        let responses =
+            &c.resource("Api")["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"];
+        for (kind, status) in [
+            ("UNAUTHORIZED", "401"),
+            ("ACCESS_DENIED", "403"),
+            ("AUTHORIZER_FAILURE", "503"),
+            ("MISSING_AUTHENTICATION_TOKEN", "404"),
+            ("THROTTLED", "429"),
+        ] {
+            let r = &responses[kind];
+            assert_eq!(r["statusCode"].as_str(), Some(status), "{kind}");
+            assert_eq!(
+                r["responseParameters"]["gatewayresponse.header.X-Request-Id"], "context.requestId",
+                "{kind}"
+            );
+            let body = r["responseTemplates"]["application/json"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(body.contains("\"status\":\"error\""), "{kind}: {body}");
+        }
+    }
+}
+
+#[test]
+fn data_and_the_secrets_it_depends_on_outlive_the_stack() {
+    for c in deployed() {
+        for id in [
+            "KeysTable",
+            "AccountsTable",
+            "UsageTable",
+            "WebhooksTable",
+            "PepperSecret",
+            "WebhookKeySecret",
+        ] {
+            let r = c.resource(id);
+            assert_eq!(r["DeletionPolicy"], "Retain", "{id}");
+            assert_eq!(r["UpdateReplacePolicy"], "Retain", "{id}");
+        }
+    }
+}
+
+#[test]
+fn the_waf_rule_is_there_only_when_asked_for_and_guards_each_stage() {
+    for c in deployed() {
+        let limit = c.param("WafRateLimitPerIp");
+        let acls: Vec<_> = c.of_type("AWS::WAFv2::WebACL").collect();
+        if limit == "0" {
+            assert!(acls.is_empty(), "{}", c.label());
+            continue;
+        }
+        let [(acl_id, acl)] = acls.as_slice() else {
+            panic!("{}: one web ACL expected", c.label())
+        };
+        let rule = &acl["Properties"]["Rules"][0];
+        assert_eq!(
+            rule["Statement"]["RateBasedStatement"]["AggregateKeyType"],
+            "IP"
+        );
+        assert_eq!(
+            rule["Statement"]["RateBasedStatement"]["Limit"].as_str(),
+            Some(limit)
+        );
+        assert_eq!(
+            rule["Action"]["Block"]["CustomResponse"]["ResponseCode"],
+            429
+        );
+        let mut apis: Vec<&str> = vec!["Api"];
+        if c.param("DeployExample") == "true" {
+            apis.push("ExampleApi");
+        }
+        for api in apis {
+            assert!(
+                c.of_type("AWS::WAFv2::WebACLAssociation").any(|(_, a)| {
+                    names(&a["Properties"]["WebACLArn"], acl_id)
+                        && names(&a["Properties"]["ResourceArn"], api)
+                        && names(&a["Properties"]["ResourceArn"], &format!("{api}Stage"))
+                }),
+                "{}: {api}'s stage is not behind the web ACL",
+                c.label()
+            );
+        }
+    }
+}
+
+/// The statements of a function's role that allow `action` on `table`.
+fn grants<'a>(c: &'a Case, function: &str, action: &str, table: &str) -> Vec<&'a Value> {
+    let role = c.resource(&format!("{function}Role"));
+    let mut out = Vec::new();
+    for policy in role["Properties"]["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        for st in policy["PolicyDocument"]["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let actions = match &st["Action"] {
+                Value::String(a) => vec![a.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => vec![],
+            };
+            let on_table = match &st["Resource"] {
+                Value::Array(r) => r.iter().any(|r| r["Fn::GetAtt"][0] == table),
+                r => r["Fn::GetAtt"][0] == table,
+            };
+            if actions.contains(&action) && on_table {
+                out.push(st);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn workers_write_only_what_their_code_writes() {
+    for c in deployed() {
+        // The example's guard and the sweeper put events in the outbox
+        // partition and clear them; no other item of the webhooks table.
+        let mut outbox_writers = vec!["SweeperFunction"];
+        if c.param("DeployExample") == "true" {
+            outbox_writers.push("ExampleFunction");
+        }
+        for f in outbox_writers {
+            for action in ["dynamodb:PutItem", "dynamodb:BatchWriteItem"] {
+                let st = grants(c, f, action, "WebhooksTable");
+                assert!(!st.is_empty(), "{f} needs {action} on the outbox");
+                for s in st {
+                    assert_eq!(
+                        s["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"],
+                        serde_json::json!(["outbox"]),
+                        "{f} {action}"
+                    );
+                }
+            }
+        }
+        // Usage and the sweeper change a few attributes of a key, never its
+        // digest, scopes or state.
+        for (f, changes) in [
+            ("UsageFunction", &["usage_count", "last_used"][..]),
+            ("SweeperFunction", &["expiry_check", "rotation_check"][..]),
+        ] {
+            let st = grants(c, f, "dynamodb:UpdateItem", "KeysTable");
+            assert_eq!(st.len(), 1, "{f}");
+            let allowed: Vec<&str> =
+                st[0]["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{f}: key updates are not limited to attributes"))
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+            for a in changes.iter().chain(&["id"]) {
+                assert!(allowed.contains(a), "{f} cannot write {a}");
+            }
+            for a in ["digest", "scopes", "is_active", "plan", "rate_limits"] {
+                assert!(!allowed.contains(&a), "{f} may write {a}");
+            }
+            assert!(
+                grants(c, f, "dynamodb:PutItem", "KeysTable").is_empty(),
+                "{f} may put whole keys"
+            );
+        }
+    }
+}
