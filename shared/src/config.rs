@@ -31,6 +31,8 @@ pub struct Config {
     pub webhooks: WebhookSettings,
     /// Keys older than this owe an `api_key.rotation_due` event.
     pub rotation_period: Duration,
+    /// How many keys an account may hold (`KEYHUB_MAX_KEYS_PER_ACCOUNT`).
+    pub max_keys_per_account: u32,
 }
 
 /// Webhook delivery settings.
@@ -157,6 +159,17 @@ impl Config {
             rotation_period: Duration::from_secs_f64(
                 number("KEYHUB_ROTATION_PERIOD_DAYS", 90.0)? * 86_400.0,
             ),
+            max_keys_per_account: match number(
+                "KEYHUB_MAX_KEYS_PER_ACCOUNT",
+                f64::from(crate::key::DEFAULT_MAX_KEYS_PER_ACCOUNT),
+            )? {
+                n if n >= 1.0 && n <= f64::from(u32::MAX) && n.fract() == 0.0 => n as u32,
+                n => {
+                    return Err(ConfigError(format!(
+                        "KEYHUB_MAX_KEYS_PER_ACCOUNT must be a whole number of at least 1, not {n}"
+                    )));
+                }
+            },
         })
     }
 }

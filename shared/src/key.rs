@@ -69,6 +69,11 @@ fn first_pepper_version() -> u32 {
     crate::pepper::FIRST_PEPPER_VERSION
 }
 
+/// How many keys an account may hold unless configured otherwise
+/// (`KEYHUB_MAX_KEYS_PER_ACCOUNT`): listing reads an account's keys whole,
+/// and a runaway script should meet a clear 409, not a slow dashboard.
+pub const DEFAULT_MAX_KEYS_PER_ACCOUNT: u32 = 1_000;
+
 /// The value of `expiry_check` and `rotation_check` while an event is owed.
 pub const PENDING: &str = "pending";
 

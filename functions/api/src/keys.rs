@@ -98,7 +98,9 @@ pub async fn create(call: &Call<'_>) -> Reply {
         "api_key.created",
         view(call, &record),
     );
-    deps.store.put_key(&record, &events).await?;
+    deps.store
+        .put_key(&record, deps.config.max_keys_per_account, &events)
+        .await?;
     call.publish(&events).await;
     tracing::info!(key_id = %record.id, "key created");
     Ok((201, record.view(&deps.config.rate_limits, Some(&key))))

@@ -24,8 +24,11 @@ impl Store {
                 .map_err(|e| StoreError::Internal(e.to_string()))?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
+        // The account counts its keys for the cap (see `put_key`).
+        let mut account_item = to_item(account)?;
+        account_item.insert("key_count".to_string(), AttributeValue::N("1".to_string()));
         let mut items = vec![
-            put(&self.tables.accounts, to_item(account)?)?,
+            put(&self.tables.accounts, account_item)?,
             put(&self.tables.keys, to_item(first_key)?)?,
         ];
         for e in events {

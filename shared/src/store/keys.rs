@@ -40,10 +40,48 @@ fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
 }
 
 impl Store {
-    /// Writes a new key; `Conflict` if the id exists (it never should: ids
-    /// come from 256-bit secrets).
+    /// Writes a new key and counts it on its account, unless the account
+    /// already has `max_keys` (`Conflict`; also if the id exists, which it
+    /// never should: ids come from 256-bit secrets).
     #[tracing::instrument(skip_all, fields(key_id = %record.id))]
-    pub async fn put_key(&self, record: &KeyRecord, events: &[Event]) -> Result<(), StoreError> {
+    pub async fn put_key(
+        &self,
+        record: &KeyRecord,
+        max_keys: u32,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.keys)
+            .set_item(Some(to_item(record)?))
+            .condition_expression("attribute_not_exists(id)");
+        let count = self
+            .count_key(&record.account_id, 1)
+            .condition_expression(
+                "attribute_exists(id) AND (attribute_not_exists(key_count) OR key_count < :max)",
+            )
+            .expression_attribute_values(":max", AttributeValue::N(max_keys.to_string()));
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(built(put.build())?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(built(count.build())?)
+                .build(),
+        ];
+        match self.commit(items, events).await {
+            Ok(()) => Ok(()),
+            Err((StoreError::Conflict(_), Some(1))) => Err(StoreError::Conflict(format!(
+                "the account has {max_keys} keys, as many as it may have; delete some first"
+            ))),
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    /// Writes a key without counting it on its account: for tools that seed
+    /// keys of accounts they make up themselves (tests, the bench). The API
+    /// and the admin CLI always go through `put_key` or `create_account`.
+    #[tracing::instrument(skip_all, fields(key_id = %record.id))]
+    pub async fn put_key_uncounted(&self, record: &KeyRecord) -> Result<(), StoreError> {
         let put = Put::builder()
             .table_name(&self.tables.keys)
             .set_item(Some(to_item(record)?))
@@ -51,7 +89,20 @@ impl Store {
         let item = TransactWriteItem::builder()
             .put(built(put.build())?)
             .build();
-        self.commit(vec![item], events).await.map_err(|(e, _)| e)
+        self.commit(vec![item], &[]).await.map_err(|(e, _)| e)
+    }
+
+    /// Moves the account's key count by `by` (the cap's bookkeeping).
+    fn count_key(
+        &self,
+        account_id: &str,
+        by: i64,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder()
+            .table_name(&self.tables.accounts)
+            .key("id", s(account_id))
+            .update_expression("ADD key_count :by")
+            .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
     }
 
     /// The one read on the verify path: a strongly consistent GetItem, so a
@@ -212,10 +263,18 @@ impl Store {
             .condition_expression("account_id = :account_id AND updated_at = :seen")
             .expression_attribute_values(":account_id", s(&current.account_id))
             .expression_attribute_values(":seen", s(time::format(&current.updated_at)));
-        let item = TransactWriteItem::builder()
-            .delete(built(delete.build())?)
-            .build();
-        match self.commit(vec![item], events).await {
+        let uncount = self
+            .count_key(&current.account_id, -1)
+            .condition_expression("attribute_exists(id)");
+        let items = vec![
+            TransactWriteItem::builder()
+                .delete(built(delete.build())?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(built(uncount.build())?)
+                .build(),
+        ];
+        match self.commit(items, events).await {
             Ok(()) => Ok(()),
             Err((StoreError::Conflict(_), _)) => self.changed_or_gone(current).await,
             Err((e, _)) => Err(e),
@@ -268,12 +327,20 @@ impl Store {
             .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":account_id", s(&old.account_id))
             .expression_attribute_values(":true", AttributeValue::Bool(true));
+        // The successor counts on the account, but never fails on the cap:
+        // rotating is how a key at the cap is replaced.
+        let count = self
+            .count_key(&old.account_id, 1)
+            .condition_expression("attribute_exists(id)");
         let items = vec![
             TransactWriteItem::builder()
                 .put(built(put.build())?)
                 .build(),
             TransactWriteItem::builder()
                 .update(built(retire.build())?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(built(count.build())?)
                 .build(),
         ];
         self.commit(items, events).await.map_err(|(e, _)| match e {

@@ -170,7 +170,7 @@ impl TestApp {
             keyhub::time::now(),
         )
         .unwrap();
-        self.stack.store.put_key(&record, &[]).await.unwrap();
+        self.stack.store.put_key_uncounted(&record).await.unwrap();
         (key.expose().to_string(), record.id)
     }
 

@@ -167,3 +167,43 @@ async fn a_child_key_gets_no_more_time_or_quota_than_its_maker() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
+
+#[tokio::test]
+async fn an_account_holds_at_most_its_cap_of_keys_and_rotation_never_fails_on_it() {
+    let app = crate::helpers::spawn_app_with(&[
+        ("KEYHUB_RATE_LIMITS", crate::helpers::ROOMY_LIMITS),
+        ("KEYHUB_MAX_KEYS_PER_ACCOUNT", "3"),
+    ])
+    .await;
+    // The admin key is the first of three.
+    let (_, a) = key(&app, json!({"name": "a"})).await;
+    let (_, b) = key(&app, json!({"name": "b"})).await;
+    let r = app
+        .post("/api/v1/api-keys", &app.admin_key, json!({"name": "c"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains('3'));
+    // Rotating replaces a key, so the cap does not stop it.
+    let r = app
+        .post(
+            &format!("{}/rotate", path(&a)),
+            &app.admin_key,
+            json!({"grace_period_seconds": 0}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    for k in [&a, &b] {
+        assert_eq!(
+            app.delete(&path(k), &app.admin_key).await.status,
+            StatusCode::OK
+        );
+    }
+    let r = app
+        .post("/api/v1/api-keys", &app.admin_key, json!({"name": "c"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = app
+        .post("/api/v1/api-keys", &app.admin_key, json!({"name": "d"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+}

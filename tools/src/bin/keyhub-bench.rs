@@ -143,7 +143,7 @@ async fn main() -> Result<(), Error> {
         settings,
         time::now(),
     )?;
-    stack.store.put_key(&record, &[]).await?;
+    stack.store.put_key_uncounted(&record).await?;
     let key = key.expose().to_string();
 
     let mut out = String::new();
@@ -416,7 +416,7 @@ async fn main() -> Result<(), Error> {
             settings,
             time::now(),
         )?;
-        stack.store.put_key(&r, &[]).await?;
+        stack.store.put_key_uncounted(&r).await?;
         keys.push(r.id);
     }
     let routes = [
