@@ -25,6 +25,9 @@ pub enum ApiError {
     NotFound { what: &'static str },
     #[error("{0}")]
     Conflict(String),
+    /// `allow`: the path's methods, comma-separated, for the `Allow` header.
+    #[error("this path does not support this method; it supports {allow}")]
+    MethodNotAllowed { allow: String },
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the request body must be JSON (Content-Type: application/json)")]
@@ -69,6 +72,7 @@ impl ApiError {
             ApiError::ApiKeyInactive | ApiError::InsufficientScope { .. } => 403,
             ApiError::NotFound { .. } => 404,
             ApiError::Conflict(_) => 409,
+            ApiError::MethodNotAllowed { .. } => 405,
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::UnsupportedMediaType => 415,
             ApiError::RateLimited { .. } => 429,
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::InsufficientScope { .. } => "insufficient_scope",
             ApiError::NotFound { .. } => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
@@ -100,6 +105,14 @@ impl ApiError {
         match self {
             ApiError::RateLimited { retry_after, .. }
             | ApiError::ServiceUnavailable { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The methods for an `Allow` header, where the error has one (405).
+    pub fn allow(&self) -> Option<&str> {
+        match self {
+            ApiError::MethodNotAllowed { allow } => Some(allow),
             _ => None,
         }
     }

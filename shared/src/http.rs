@@ -68,7 +68,22 @@ pub fn error(err: &ApiError, request_id: &str) -> Response<Body> {
         resp.headers_mut()
             .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
     }
+    if let Some(allow) = err
+        .allow()
+        .and_then(|a| http::HeaderValue::from_str(a).ok())
+    {
+        resp.headers_mut().insert(http::header::ALLOW, allow);
+    }
     resp
+}
+
+/// Marks a response that carries a secret (a plaintext key, a `whsec_`
+/// signing secret) as not to be kept by any cache, shared or private.
+pub fn no_store(resp: &mut Response<Body>) {
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
 }
 
 fn is_json_content_type(req: &Request) -> bool {
@@ -88,15 +103,35 @@ fn is_json_content_type(req: &Request) -> bool {
         .unwrap_or(false)
 }
 
-/// Parses a JSON body into `T`. An empty body reads as `{}`, so a missing
-/// body and a missing field give the same "field is required" answer.
-pub fn parse_body<T: DeserializeOwned>(req: &Request, max_bytes: usize) -> Result<T, ApiError> {
+/// Whether an operation needs a request body (openapi.yaml's
+/// `requestBody.required`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRule {
+    /// No body is an error, even where every field is optional (an update
+    /// with nothing in it is a client's mistake, not a no-op).
+    Required,
+    /// No body reads as `{}`.
+    Optional,
+}
+
+/// Parses a JSON body into `T`.
+pub fn parse_body<T: DeserializeOwned>(
+    req: &Request,
+    max_bytes: usize,
+    rule: BodyRule,
+) -> Result<T, ApiError> {
     let bytes: &[u8] = req.body().as_ref();
     if bytes.len() > max_bytes {
         return Err(ApiError::PayloadTooLarge { limit: max_bytes });
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return from_json(b"{}");
+        return match rule {
+            BodyRule::Optional => from_json(b"{}"),
+            BodyRule::Required => Err(ApiError::invalid_body(
+                "required_field_missing",
+                "this request needs a JSON body",
+            )),
+        };
     }
     if !is_json_content_type(req) {
         return Err(ApiError::UnsupportedMediaType);

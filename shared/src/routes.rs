@@ -13,8 +13,8 @@ pub struct Route {
     pub path: &'static str,
     /// The scope a key needs; `None` means any valid key.
     pub scope: Option<&'static str>,
-    /// Whether a call counts against the caller's rate limits. Only the
-    /// verify route is not: it meters the key it verifies instead.
+    /// Whether a call counts against the caller's rate limits (every route
+    /// of the management API does today).
     pub metered: bool,
 }
 
@@ -109,6 +109,39 @@ pub fn path_exists(path: &str) -> bool {
     ROUTES.iter().any(|r| match_path(r.path, path).is_some())
 }
 
+/// The methods of a resource path (`/api/v1/api-keys/{id}`), in the route
+/// table's order: what a 405 lists in `Allow`. Empty for an unknown path.
+pub fn methods_of_resource(resource: &str) -> Vec<&'static Method> {
+    ROUTES
+        .iter()
+        .filter(|r| r.path == resource)
+        .map(|r| &r.method)
+        .collect()
+}
+
+/// The methods of the route that matches a concrete path, as
+/// `methods_of_resource`.
+pub fn methods_of_path(path: &str) -> Vec<&'static Method> {
+    ROUTES
+        .iter()
+        .find(|r| match_path(r.path, path).is_some())
+        .map(|r| methods_of_resource(r.path))
+        .unwrap_or_default()
+}
+
+/// The resource paths of the route table, each once: API Gateway's
+/// resources, each of which gets an `ANY` method in template.yaml so that a
+/// method it lacks reaches the API (405) instead of API Gateway (404).
+pub fn resources() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for r in ROUTES {
+        if !out.contains(&r.path) {
+            out.push(r.path);
+        }
+    }
+    out
+}
+
 fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>> {
     let mut params = HashMap::new();
     let mut t = template.split('/');
@@ -147,6 +180,23 @@ mod tests {
         assert!(find(&Method::GET, "/api/v1/api-keys//rotate").is_none());
         assert!(find(&Method::GET, "/api/v1/nothing").is_none());
         assert!(!path_exists("/api/v1/api-keys/a/b/c"));
+    }
+
+    #[test]
+    fn methods_of_a_path_are_what_a_405_allows() {
+        let of =
+            |p: &str| -> Vec<String> { methods_of_path(p).iter().map(|m| m.to_string()).collect() };
+        assert_eq!(
+            of("/api/v1/api-keys/key_x"),
+            ["GET", "PUT", "PATCH", "DELETE"]
+        );
+        assert_eq!(of("/api/v1/whoami"), ["GET"]);
+        assert!(of("/api/v1/nothing").is_empty());
+        assert_eq!(
+            methods_of_resource("/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry"),
+            [&Method::POST]
+        );
+        assert_eq!(resources().len(), 15);
     }
 
     #[test]

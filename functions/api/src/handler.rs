@@ -90,6 +90,9 @@ pub struct Call<'a> {
     pub caller: &'a KeyRecord,
     pub params: &'a HashMap<String, String>,
     pub now: Timestamp,
+    /// Whether this route's operation needs a body (openapi.yaml's
+    /// `requestBody.required`).
+    pub body_rule: http::BodyRule,
 }
 
 impl Call<'_> {
@@ -98,7 +101,7 @@ impl Call<'_> {
     }
 
     pub fn body<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
-        http::parse_body(self.req, self.deps.config.max_body_bytes)
+        http::parse_body(self.req, self.deps.config.max_body_bytes, self.body_rule)
     }
 
     /// An event of `account_id`, if this deployment sends webhooks (no
@@ -138,9 +141,24 @@ impl Call<'_> {
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let request_id = http::request_id(&req);
     tracing::Span::current().record("request_id", request_id.as_str());
-    let Some((route, params)) = find_route(&req) else {
-        return http::error(&ApiError::NotFound { what: "route" }, &request_id);
+    let (route, params) = match find_route(&req) {
+        Found::Route(route, params) => (route, params),
+        // Answered before the key check: which methods a path has is no
+        // secret (openapi.yaml publishes them), and a client that used the
+        // wrong one learns so whatever its key.
+        Found::OtherMethods(methods) => {
+            let allow = methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return http::error(&ApiError::MethodNotAllowed { allow }, &request_id);
+        }
+        Found::Nothing => {
+            return http::error(&ApiError::NotFound { what: "route" }, &request_id);
+        }
     };
+    let endpoint = endpoint(route);
     let started = Instant::now();
     let now = time::now();
     let metering = if route.metered {
@@ -164,9 +182,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 caller,
                 params: &params,
                 now,
+                body_rule: endpoint.map_or(http::BodyRule::Optional, body_rule),
             };
             (
-                dispatch(route, &call).await,
+                dispatch(endpoint, &call).await,
                 admitted.rate,
                 Some(admitted.principal),
             )
@@ -182,6 +201,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             http::error(&e, &request_id)
         }
     };
+    if endpoint.is_some_and(reveals_secret) {
+        http::no_store(&mut resp);
+    }
     let served = Served {
         req: &req,
         route: route.path,
@@ -195,15 +217,53 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     resp
 }
 
+enum Found {
+    Route(&'static Route, HashMap<String, String>),
+    /// A known path, but not with this method (template.yaml's `ANY` routes
+    /// bring these here): 405 with these in `Allow`.
+    OtherMethods(Vec<&'static lambda_http::http::Method>),
+    Nothing,
+}
+
 /// The route by API Gateway's resource path when there is one (in AWS and
 /// behind the local gateway), else by matching the raw path.
-fn find_route(req: &Request) -> Option<(&'static Route, HashMap<String, String>)> {
-    match http::resource(req) {
-        Some((resource, params)) => {
-            routes::by_resource(req.method(), &resource).map(|r| (r, params))
-        }
-        None => routes::find(req.method(), req.uri().path()),
+fn find_route(req: &Request) -> Found {
+    let (found, methods) = match http::resource(req) {
+        Some((resource, params)) => (
+            routes::by_resource(req.method(), &resource).map(|r| (r, params)),
+            routes::methods_of_resource(&resource),
+        ),
+        None => (
+            routes::find(req.method(), req.uri().path()),
+            routes::methods_of_path(req.uri().path()),
+        ),
+    };
+    match found {
+        Some((route, params)) => Found::Route(route, params),
+        None if !methods.is_empty() => Found::OtherMethods(methods),
+        None => Found::Nothing,
     }
+}
+
+/// Operations whose body is required in openapi.yaml; the rest read a
+/// missing body as `{}`.
+fn body_rule(endpoint: Endpoint) -> http::BodyRule {
+    use Endpoint::*;
+    match endpoint {
+        CreateAccount | CreateKey | UpdateKey | Verify | CreateWebhook | UpdateWebhook => {
+            http::BodyRule::Required
+        }
+        _ => http::BodyRule::Optional,
+    }
+}
+
+/// Operations whose answer carries a plaintext key or a signing secret.
+fn reveals_secret(endpoint: Endpoint) -> bool {
+    use Endpoint::*;
+    matches!(
+        endpoint,
+        CreateAccount | CreateKey | RotateKey | CreateWebhook | RotateWebhookSecret
+    )
 }
 
 /// The endpoints, one per route of the route table.
@@ -262,8 +322,8 @@ fn endpoint(route: &Route) -> Option<Endpoint> {
     })
 }
 
-async fn dispatch(route: &Route, call: &Call<'_>) -> Reply {
-    let Some(endpoint) = endpoint(route) else {
+async fn dispatch(endpoint: Option<Endpoint>, call: &Call<'_>) -> Reply {
+    let Some(endpoint) = endpoint else {
         return Err(ApiError::NotFound { what: "route" });
     };
     match endpoint {

@@ -51,10 +51,91 @@ impl TryFrom<String> for Description {
     }
 }
 
-/// Free-form JSON attached to a key, bounded so that a key item stays small.
+/// Free-form JSON attached to a key, bounded so that a key item stays small
+/// and so that nothing in it can fail DynamoDB's own validation (which would
+/// surface as a 500): object keys are non-empty, containers nest at most
+/// `MAX_METADATA_DEPTH` deep (the metadata object is the first level), and
+/// every number lies in DynamoDB's range. openapi.yaml states the same rules.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "Map<String, Value>")]
 pub struct Metadata(pub Map<String, Value>);
+
+/// Containers (objects, arrays) nested inside each other, the metadata
+/// object included; DynamoDB allows 32, a key's metadata needs far fewer.
+pub const MAX_METADATA_DEPTH: usize = 3;
+/// Entries of any one object or array in metadata.
+const MAX_METADATA_ENTRIES: usize = 50;
+const MAX_METADATA_KEY: usize = 64;
+const MAX_METADATA_STRING: usize = 500;
+/// DynamoDB numbers: magnitudes from 1e-130 up to (not including) 1e126.
+/// Every f64 within these bounds prints with at most 17 significant digits,
+/// well inside DynamoDB's 38.
+const DYNAMODB_MIN_MAGNITUDE: f64 = 1e-130;
+const DYNAMODB_MAX_MAGNITUDE: f64 = 1e126;
+
+fn check_metadata_value(path: &str, v: &Value, depth: usize) -> Result<(), String> {
+    let container = |len: usize| {
+        if depth >= MAX_METADATA_DEPTH {
+            Err(format!(
+                "{path}: metadata nests objects and arrays at most {MAX_METADATA_DEPTH} deep"
+            ))
+        } else if len > MAX_METADATA_ENTRIES {
+            Err(format!("{path}: at most {MAX_METADATA_ENTRIES} entries"))
+        } else {
+            Ok(())
+        }
+    };
+    match v {
+        Value::Null | Value::Bool(_) => Ok(()),
+        Value::Number(n) => match n.as_f64() {
+            // Integers that fit 64 bits print exactly, with at most 20 digits.
+            _ if n.is_i64() || n.is_u64() => Ok(()),
+            Some(f)
+                if f == 0.0
+                    || (DYNAMODB_MIN_MAGNITUDE..DYNAMODB_MAX_MAGNITUDE).contains(&f.abs()) =>
+            {
+                Ok(())
+            }
+            _ => Err(format!(
+                "{path}: numbers must be 0 or of magnitude from 1e-130 to below 1e126"
+            )),
+        },
+        Value::String(s) => {
+            if s.chars().count() > MAX_METADATA_STRING {
+                Err(format!(
+                    "{path}: strings are at most {MAX_METADATA_STRING} characters"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Value::Array(items) => {
+            container(items.len())?;
+            for (i, item) in items.iter().enumerate() {
+                check_metadata_value(&format!("{path}[{i}]"), item, depth + 1)?;
+            }
+            Ok(())
+        }
+        Value::Object(m) => {
+            container(m.len())?;
+            check_metadata_map(path, m, depth + 1)
+        }
+    }
+}
+
+/// The entries of an object at `depth` (the metadata object is depth 1).
+fn check_metadata_map(path: &str, m: &Map<String, Value>, depth: usize) -> Result<(), String> {
+    for (k, v) in m {
+        let n = k.chars().count();
+        if n == 0 || n > MAX_METADATA_KEY {
+            return Err(format!(
+                "{path}: keys must be 1 to {MAX_METADATA_KEY} characters"
+            ));
+        }
+        check_metadata_value(&format!("{path}.{k}"), v, depth)?;
+    }
+    Ok(())
+}
 
 impl TryFrom<Map<String, Value>> for Metadata {
     type Error = String;
@@ -62,6 +143,7 @@ impl TryFrom<Map<String, Value>> for Metadata {
         if m.len() > MAX_METADATA_KEYS {
             return Err(format!("must have at most {MAX_METADATA_KEYS} keys"));
         }
+        check_metadata_map("metadata", &m, 1)?;
         if Value::Object(m.clone()).to_string().len() > MAX_METADATA_BYTES {
             return Err(format!(
                 "must be at most {MAX_METADATA_BYTES} bytes as JSON"
@@ -71,14 +153,65 @@ impl TryFrom<Map<String, Value>> for Metadata {
     }
 }
 
+/// A whole number as JSON Schema counts one: `1048576` and `1048576.0`
+/// alike, since a client's JSON library may write either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Whole(pub u64);
+
+impl<'de> Deserialize<'de> for Whole {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Whole;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Whole, E> {
+                Ok(Whole(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Whole, E> {
+                u64::try_from(v)
+                    .map(Whole)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Whole, E> {
+                // 2^64 as f64; every integral float below it converts exactly.
+                if v.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&v) {
+                    Ok(Whole(v as u64))
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `rate_limits` as a client writes it: whole numbers, `null` for the default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(default)]
+    per_minute: Option<Whole>,
+    #[serde(default)]
+    per_hour: Option<Whole>,
+    #[serde(default)]
+    per_day: Option<Whole>,
+}
+
 /// Rate-limit overrides, each between 1 and `MAX_LIMIT`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(try_from = "Limits")]
+#[serde(try_from = "RawLimits")]
 pub struct LimitOverrides(pub Limits);
 
-impl TryFrom<Limits> for LimitOverrides {
+impl TryFrom<RawLimits> for LimitOverrides {
     type Error = String;
-    fn try_from(l: Limits) -> Result<Self, String> {
+    fn try_from(r: RawLimits) -> Result<Self, String> {
+        let l = Limits {
+            per_minute: r.per_minute.map(|w| w.0),
+            per_hour: r.per_hour.map(|w| w.0),
+            per_day: r.per_day.map(|w| w.0),
+        };
         l.validate().map_err(|(_, m)| m)?;
         Ok(LimitOverrides(l))
     }
@@ -106,6 +239,11 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// An optional whole number (see `Whole`).
+fn whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::<Whole>::deserialize(d).map(|w| w.map(|w| w.0))
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,7 +287,7 @@ pub struct UpdateKey {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
     pub grace_period_seconds: Option<u64>,
 }
 

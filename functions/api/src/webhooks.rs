@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyhub::ApiError;
 use keyhub::base62;
 use keyhub::eventbus::{EventBus, WebhookMessage};
@@ -55,10 +53,37 @@ fn check_url(call: &Call<'_>, url: &str) -> Result<String, ApiError> {
         .map_err(|m| ApiError::invalid("url", "invalid_value", format!("url: {m}")))
 }
 
+/// Whether `s` is `prefix` followed by exactly `len` base62 characters: the
+/// shape of every id this API makes. Ids are checked before any read, so a
+/// path segment of any length or content never reaches DynamoDB's own key
+/// validation (which would answer a 500); an id of another shape cannot
+/// exist, so it is simply not found.
+fn has_shape(s: &str, prefix: &str, len: usize) -> bool {
+    s.strip_prefix(prefix)
+        .is_some_and(|rest| rest.len() == len && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// `wh_` and 20 base62 characters, as `create` makes them.
+fn endpoint_id<'a>(call: &'a Call<'_>) -> Result<&'a str, ApiError> {
+    let id = call.param("id");
+    if has_shape(id, "wh_", 20) {
+        Ok(id)
+    } else {
+        Err(ApiError::NotFound {
+            what: "webhook endpoint",
+        })
+    }
+}
+
+/// `dlv_` and 22 base62 characters, as `Delivery::id_for` makes them.
+fn is_delivery_id(id: &str) -> bool {
+    has_shape(id, "dlv_", 22)
+}
+
 async fn owned_endpoint(call: &Call<'_>) -> Result<Endpoint, ApiError> {
     call.deps
         .store
-        .get_endpoint(&call.principal.account_id, call.param("id"))
+        .get_endpoint(&call.principal.account_id, endpoint_id(call)?)
         .await?
         .ok_or(ApiError::NotFound {
             what: "webhook endpoint",
@@ -143,7 +168,7 @@ pub async fn update(call: &Call<'_>) -> Reply {
         .store
         .update_endpoint(
             &call.principal.account_id,
-            call.param("id"),
+            endpoint_id(call)?,
             &patch,
             call.now,
         )
@@ -155,7 +180,7 @@ pub async fn update(call: &Call<'_>) -> Reply {
 pub async fn delete(call: &Call<'_>) -> Reply {
     call.deps
         .store
-        .delete_endpoint(&call.principal.account_id, call.param("id"))
+        .delete_endpoint(&call.principal.account_id, endpoint_id(call)?)
         .await
         .map_err(not_found("webhook endpoint"))?;
     Ok((
@@ -235,22 +260,18 @@ fn page_query(call: &Call<'_>) -> Result<(i32, Option<String>), ApiError> {
                 )
             })?,
     };
+    // The cursor is the id of the last delivery of the previous page, so any
+    // id of the right shape is a position to continue after.
     let cursor = match q.get("cursor").filter(|c| !c.is_empty()) {
         None => None,
-        Some(c) => Some(
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .filter(|s| s.starts_with("d#"))
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "cursor",
-                        "invalid_value",
-                        "cursor is not one this API handed out",
-                    )
-                })?,
-        ),
+        Some(c) if is_delivery_id(c) => Some(format!("d#{c}")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "cursor",
+                "invalid_value",
+                "cursor is not one this API handed out",
+            ));
+        }
     };
     Ok((limit, cursor))
 }
@@ -267,7 +288,7 @@ pub async fn deliveries(call: &Call<'_>) -> Reply {
         200,
         json!({
             "deliveries": items.iter().map(|d| d.view()).collect::<Vec<_>>(),
-            "next_cursor": next.map(|sk| URL_SAFE_NO_PAD.encode(sk)),
+            "next_cursor": next.and_then(|sk| sk.strip_prefix("d#").map(str::to_string)),
         }),
     ))
 }
@@ -275,13 +296,18 @@ pub async fn deliveries(call: &Call<'_>) -> Reply {
 async fn owned_delivery(
     call: &Call<'_>,
 ) -> Result<(Endpoint, keyhub::webhook::Delivery), ApiError> {
+    let not_found = ApiError::NotFound { what: "delivery" };
+    let id = call.param("delivery_id");
     let endpoint = owned_endpoint(call).await?;
+    if !is_delivery_id(id) {
+        return Err(not_found);
+    }
     let delivery = call
         .deps
         .store
-        .get_delivery(&endpoint.id, call.param("delivery_id"))
+        .get_delivery(&endpoint.id, id)
         .await?
-        .ok_or(ApiError::NotFound { what: "delivery" })?;
+        .ok_or(not_found)?;
     Ok((endpoint, delivery))
 }
 

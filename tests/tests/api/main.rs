@@ -16,4 +16,5 @@ mod sam;
 mod smoke;
 mod template;
 mod usage;
+mod validation;
 mod webhooks;

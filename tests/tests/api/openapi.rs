@@ -84,6 +84,9 @@ fn every_error_code_the_api_can_answer_is_in_the_schema() {
         },
         NotFound { what: "x" },
         Conflict("x".into()),
+        MethodNotAllowed {
+            allow: "GET".into(),
+        },
         PayloadTooLarge { limit: 1 },
         UnsupportedMediaType,
         RateLimited {
