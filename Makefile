@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 STACK := scripts/stack.sh
 
-.PHONY: dev test setup reset lint fmt clippy cfn-lint build bench deploy package sam-setup
+.PHONY: dev test setup reset lint fmt clippy cfn-lint build bench deploy fuzz package sam-setup
 
 ## dev: run the whole stack locally on http://127.0.0.1:3000 and print a key
 dev:
@@ -74,3 +74,8 @@ deploy: build
 bench:
 	$(CARGO) build --release --workspace --bins
 	$(STACK) run -- target/release/keyhub-bench
+
+## fuzz: schemathesis against the local stack from openapi.yaml, every check,
+## stateful phase included; FUZZ_SECONDS (default 600), FUZZ_SEED to replay
+fuzz:
+	CARGO="$(CARGO)" scripts/fuzz.sh

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# `make fuzz`: schemathesis, driven by openapi.yaml alone, against the local
+# stack, with every check and the stateful phase (links from openapi.yaml).
+# It must find nothing: any server error or check failure fails the run.
+#
+#   FUZZ_SECONDS  time budget (default 600)
+#   FUZZ_SEED     seed to replay a run (default: a fresh one, printed)
+#   CARGO         cargo to build with (default cargo; the Makefile passes its own)
+#
+# The stack runs in a network namespace of its own with only a loopback
+# interface: the fuzzer creates webhook endpoints at whatever public URLs it
+# makes up, and their deliveries must not leave this machine. DynamoDB Local
+# runs in memory, so every run starts empty.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+log() { echo "[fuzz] $*" >&2; }
+
+seconds=${FUZZ_SECONDS:-600}
+seed=${FUZZ_SEED:-$(python3 -c 'import secrets; print(secrets.randbelow(2**31))')}
+out="$root/.local/fuzz"
+
+inside() {
+  work=$(mktemp -d)
+  local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  # The fuzzer's own key must not run out of quota: limits far above what
+  # it can send in the time it has.
+  export KEYHUB_RATE_LIMITS='{"key_default": {"per_minute": 100000000, "per_hour": null, "per_day": null},
+    "free": {"per_minute": 100000000}, "pro": {"per_minute": 100000000}, "enterprise": {"per_minute": 100000000}}'
+  # Webhook URLs as in production: https only.
+  export KEYHUB_WEBHOOK_ALLOW_HTTP=false
+  export RUST_LOG=${RUST_LOG:-warn}
+  target/debug/keyhub-local --stack "fuzz$seed" --port "$port" --receiver-port 0 \
+    --dev-key-file "$work/key" --secrets-file "$work/secrets.json" >"$out/keyhub-local.log" 2>&1 &
+  pid=$!
+  trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+  for _ in $(seq 1 300); do
+    if [ -s "$work/key" ] && curl -s -o /dev/null "http://127.0.0.1:$port/api/v1/whoami"; then break; fi
+    kill -0 "$pid" 2>/dev/null || { log "keyhub-local exited:"; cat "$out/keyhub-local.log" >&2; return 1; }
+    sleep 0.1
+  done
+  local key; key=$(cat "$work/key")
+  log "keyhub on http://127.0.0.1:$port; schemathesis for ${seconds}s, seed $seed"
+  local rc=0
+  set -o pipefail
+  "$root/.local/venv/bin/schemathesis" run "$root/openapi.yaml" \
+    --url "http://127.0.0.1:$port" \
+    --header "Authorization: Bearer $key" \
+    --checks all \
+    --phases examples,coverage,fuzzing,stateful \
+    --max-time "$seconds" \
+    --seed "$seed" \
+    --workers 2 \
+    --request-timeout 10 \
+    --suppress-health-check all \
+    --warnings off \
+    --report junit --report-dir "$out" 2>&1 | tee "$out/schemathesis.log" || rc=$?
+  local cases; cases=$(grep -Eo '[0-9]+ generated' "$out/schemathesis.log" | tail -n 1 || true)
+  log "seed $seed, ${seconds} s: ${cases:-no} test cases"
+  if [ "$rc" -ne 0 ]; then
+    log "schemathesis found problems (exit $rc); replay with FUZZ_SEED=$seed FUZZ_SECONDS=$seconds make fuzz"
+    log "reports: $out"
+  fi
+  return "$rc"
+}
+
+if [ "${1:-}" = "--inside" ]; then
+  inside
+  exit $?
+fi
+
+mkdir -p "$out"
+rm -f "$out"/*.log "$out"/*.xml
+"$root/scripts/stack.sh" setup
+${CARGO:-cargo} build -p keyhub-tools --bin keyhub-local
+log "seed $seed (replay: FUZZ_SEED=$seed make fuzz)"
+# A network namespace of our own: root makes one directly, anyone else
+# through a user namespace.
+if [ "$(id -u)" = 0 ]; then netns=(unshare --net); else netns=(unshare --map-root-user --net); fi
+"${netns[@]}" true 2>/dev/null || { log "cannot make a network namespace (unshare --net); refusing to fuzz with a route out"; exit 1; }
+FUZZ_SEED=$seed FUZZ_SECONDS=$seconds exec "${netns[@]}" bash -c \
+  'ip link set lo up && exec "$0/scripts/stack.sh" run -- "$0/scripts/fuzz.sh" --inside' "$root"
