@@ -21,7 +21,8 @@ fn has_control(s: &str) -> bool {
     s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
 }
 
-/// A display name: trimmed, 1 to 100 characters, no control characters.
+/// A display name: at most 100 characters, not all whitespace, one line
+/// with no control characters but tab; stored trimmed.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Name(pub String);
@@ -29,8 +30,10 @@ pub struct Name(pub String);
 impl TryFrom<String> for Name {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
+        // The length is the client's string, before trimming, as
+        // openapi.yaml's maxLength counts it.
         let t = s.trim();
-        if t.is_empty() || t.chars().count() > MAX_NAME || has_control(t) || t.contains('\n') {
+        if t.is_empty() || s.chars().count() > MAX_NAME || has_control(&s) || s.contains('\n') {
             return Err(format!("must be 1 to {MAX_NAME} characters on one line"));
         }
         Ok(Name(t.to_string()))
