@@ -33,10 +33,31 @@ setup() {
   command -v java >/dev/null || { log "java (17 or later) is needed to run DynamoDB Local"; exit 1; }
   local stamp="$venv/.requirements"
   if [ ! -x "$venv/bin/moto_server" ] || ! cmp -s "$root/scripts/requirements.txt" "$stamp"; then
-    log "installing Python tools (moto, cfn-lint) into .local/venv"
+    log "installing Python tools (moto, cfn-lint, awslambdaric) into .local/venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements.txt" >&2
+    if ! "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements.txt" >&2; then
+      # awslambdaric ships wheels for Linux x86_64 and arm64 only; elsewhere
+      # pip compiles its native part (aws-lambda-cpp, with libcurl).
+      build_tools_for_awslambdaric
+      "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements.txt" >&2
+    fi
+    "$venv/bin/python" -c 'import awslambdaric' || { log "awslambdaric does not import in .local/venv"; exit 1; }
     cp "$root/scripts/requirements.txt" "$stamp"
+  fi
+}
+
+# What pip needs to build awslambdaric from source, from Debian's packages
+# when apt-get can install them; otherwise says what to install.
+build_tools_for_awslambdaric() {
+  local pkgs=(g++ make cmake autoconf automake libtool libcurl4-openssl-dev)
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  if command -v apt-get >/dev/null && "${sudo[@]}" true 2>/dev/null; then
+    log "installing build tools for awslambdaric: ${pkgs[*]}"
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${pkgs[@]}" >&2
+  else
+    log "pip could not install the requirements; awslambdaric may need: ${pkgs[*]} (or your system's equivalents)"
+    exit 1
   fi
 }
 

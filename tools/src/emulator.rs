@@ -1,8 +1,11 @@
 //! A Lambda Runtime API emulator: runs a function's real binary as Lambda
 //! does (the binary polls `/runtime/invocation/next` and posts its answer),
 //! hands it one event and returns the answer and how long the cold start
-//! took, from process start to the answer.
+//! took, from process start to the answer; or keeps one process warm and
+//! serves it invocation after invocation ([`Environment`]), as Lambda keeps
+//! an execution environment.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -174,4 +177,328 @@ async fn collect(mut pipe: impl tokio::io::AsyncRead + Unpin) -> String {
     let mut bytes = Vec::new();
     let _ = pipe.read_to_end(&mut bytes).await;
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// One invocation waiting for the function to poll `/next`.
+struct Queued {
+    event: Value,
+    reply: oneshot::Sender<Result<Value, Value>>,
+}
+
+/// The Runtime API side of one execution environment: invocations queue
+/// here, the function takes them one at a time from `/next`, and its answer
+/// goes back to whoever is waiting on that request id.
+struct Warm {
+    queue: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Queued>>,
+    in_flight: Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>,
+    /// Set once the process has exited or reported an init error: nothing
+    /// more will be answered.
+    dead: std::sync::atomic::AtomicBool,
+    invocations: std::sync::atomic::AtomicU64,
+    function_arn: String,
+    timeout: Duration,
+}
+
+impl Warm {
+    /// Forgets every waiting and running invocation: their callers see the
+    /// environment gone rather than wait for their timeout.
+    fn fail_all(&self) {
+        self.dead.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut m) = self.in_flight.lock() {
+            m.clear();
+        }
+    }
+
+    fn settle(&self, id: &str, result: Result<Value, Value>) -> axum::http::StatusCode {
+        let waiting = self.in_flight.lock().ok().and_then(|mut m| m.remove(id));
+        match waiting {
+            Some(tx) => {
+                let _ = tx.send(result);
+                axum::http::StatusCode::ACCEPTED
+            }
+            // Lambda's answer to a response for an unknown or settled id.
+            None => axum::http::StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+async fn warm_next(State(rt): State<Arc<Warm>>) -> axum::response::Response {
+    // The function polls again only once it has answered: in Lambda the
+    // environment is frozen here until the next invocation arrives.
+    let queued = rt.queue.lock().await.recv().await;
+    let Some(Queued { event, reply }) = queued else {
+        std::future::pending::<()>().await;
+        return ().into_response();
+    };
+    let id = uuid_v4();
+    if let Ok(mut m) = rt.in_flight.lock() {
+        m.insert(id.clone(), reply);
+    }
+    rt.invocations
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let deadline = chrono::Utc::now().timestamp_millis() + rt.timeout.as_millis() as i64;
+    (
+        [
+            ("lambda-runtime-aws-request-id", id),
+            ("lambda-runtime-deadline-ms", deadline.to_string()),
+            (
+                "lambda-runtime-invoked-function-arn",
+                rt.function_arn.clone(),
+            ),
+            (
+                "lambda-runtime-trace-id",
+                "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
+                    .to_string(),
+            ),
+            ("content-type", "application/json".to_string()),
+        ],
+        event.to_string(),
+    )
+        .into_response()
+}
+
+async fn warm_response(
+    State(rt): State<Arc<Warm>>,
+    UrlPath(id): UrlPath<String>,
+    body: String,
+) -> impl IntoResponse {
+    rt.settle(&id, Ok(parsed(body)))
+}
+
+async fn warm_error(
+    State(rt): State<Arc<Warm>>,
+    UrlPath(id): UrlPath<String>,
+    body: String,
+) -> impl IntoResponse {
+    rt.settle(&id, Err(parsed(body)))
+}
+
+async fn warm_init_error(State(rt): State<Arc<Warm>>, body: String) -> impl IntoResponse {
+    tracing::error!(error = %body, "the function failed to initialise");
+    rt.fail_all();
+    axum::http::StatusCode::ACCEPTED
+}
+
+/// A request id shaped like Lambda's (a UUID, version 4).
+fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        return REQUEST_ID.to_string();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// How to start a function's process: the command, its working directory
+/// (Lambda's `/var/task`, where the handler's module is found) and its
+/// environment (the template's, as Lambda sets it).
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub name: String,
+    pub program: std::path::PathBuf,
+    pub args: Vec<String>,
+    pub dir: std::path::PathBuf,
+    pub env: Vec<(String, String)>,
+    /// The function's Timeout: an invocation not answered by then fails,
+    /// and the environment is replaced, as Lambda does.
+    pub timeout: Duration,
+}
+
+/// Why an invocation got no answer from the function.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("{0} did not answer within {1:?}")]
+    Timeout(String, Duration),
+    #[error("{0}'s process is gone (it exited or failed to initialise)")]
+    Gone(String),
+}
+
+/// One execution environment kept warm, as Lambda keeps one between
+/// invocations: a single process of the function, serving invocations one
+/// at a time through a Runtime API of its own. Module state (connections,
+/// caches) carries over from one invocation to the next; a cold start
+/// happens once, when the environment starts.
+pub struct Environment {
+    name: String,
+    sender: tokio::sync::mpsc::Sender<Queued>,
+    runtime: Arc<Warm>,
+    pid: Option<u32>,
+    child: tokio::sync::Mutex<tokio::process::Child>,
+    server: tokio::task::JoinHandle<()>,
+    timeout: Duration,
+}
+
+impl Environment {
+    /// Starts the function's process with `AWS_LAMBDA_RUNTIME_API` pointing
+    /// at a Runtime API served on a free port of 127.0.0.1. Its output goes
+    /// to this process's logs, line by line, as to CloudWatch.
+    pub async fn start(launch: &Launch) -> Result<Self, Error> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(64);
+        let runtime = Arc::new(Warm {
+            queue: tokio::sync::Mutex::new(receiver),
+            in_flight: Mutex::new(HashMap::new()),
+            dead: std::sync::atomic::AtomicBool::new(false),
+            invocations: std::sync::atomic::AtomicU64::new(0),
+            function_arn: format!(
+                "arn:aws:lambda:us-east-1:000000000000:function:{}",
+                launch.name
+            ),
+            timeout: launch.timeout,
+        });
+        let app = axum::Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(warm_next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(warm_response),
+            )
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/error",
+                post(warm_error),
+            )
+            .route("/2018-06-01/runtime/init/error", post(warm_init_error))
+            .with_state(runtime.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr: SocketAddr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let name = launch.name.as_str();
+        let mut command = tokio::process::Command::new(&launch.program);
+        for (k, v) in &launch.env {
+            command.env(k, v);
+        }
+        let spawned = command
+            .args(&launch.args)
+            .current_dir(&launch.dir)
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .env("LAMBDA_TASK_ROOT", &launch.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                server.abort();
+                return Err(
+                    format!("{name}: cannot start {}: {e}", launch.program.display()).into(),
+                );
+            }
+        };
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(forward(name.to_string(), out));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(forward(name.to_string(), err));
+        }
+        Ok(Environment {
+            name: name.to_string(),
+            sender,
+            runtime,
+            pid: child.id(),
+            child: tokio::sync::Mutex::new(child),
+            server,
+            timeout: launch.timeout,
+        })
+    }
+
+    /// Invokes the function with `event` and waits for its answer: `Ok`
+    /// with what it posted to `/response`, `Err` with what it posted to
+    /// `/error`. Invocations queue while the function is busy.
+    pub async fn invoke(&self, event: Value) -> Result<Result<Value, Value>, InvokeError> {
+        if !self.alive().await {
+            return Err(InvokeError::Gone(self.name.clone()));
+        }
+        let (reply, answer) = oneshot::channel();
+        if self.sender.send(Queued { event, reply }).await.is_err() {
+            return Err(InvokeError::Gone(self.name.clone()));
+        }
+        let waited = tokio::time::timeout(self.timeout, async {
+            let mut answer = answer;
+            loop {
+                // Poll the process now and then, so that a crash fails the
+                // invocation at once instead of at its timeout.
+                tokio::select! {
+                    r = &mut answer => return r.ok(),
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {
+                        if !self.alive().await {
+                            return None;
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+        match waited {
+            Ok(Some(result)) => Ok(result),
+            Ok(None) => Err(InvokeError::Gone(self.name.clone())),
+            Err(_) => {
+                // Lambda stops an environment whose invocation timed out.
+                self.stop().await;
+                Err(InvokeError::Timeout(self.name.clone(), self.timeout))
+            }
+        }
+    }
+
+    /// Whether the process still runs (and has not failed to initialise).
+    pub async fn alive(&self) -> bool {
+        if self.runtime.dead.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        let exited = matches!(self.child.lock().await.try_wait(), Ok(Some(_)) | Err(_));
+        if exited {
+            self.runtime.fail_all();
+        }
+        !exited
+    }
+
+    /// The process id of the environment's one process.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// Invocations the function has taken from `/next` so far.
+    pub fn invocations(&self) -> u64 {
+        self.runtime
+            .invocations
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops the process and its Runtime API.
+    pub async fn stop(&self) {
+        self.runtime.fail_all();
+        let _ = self.child.lock().await.kill().await;
+        self.server.abort();
+    }
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        // The child is killed on drop (kill_on_drop); the server goes too.
+        self.server.abort();
+    }
+}
+
+/// Sends each line the function writes to this process's logs.
+async fn forward(name: String, pipe: impl tokio::io::AsyncRead + Unpin) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(target: "lambda", function = %name, "{line}");
+    }
 }

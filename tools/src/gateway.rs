@@ -26,6 +26,7 @@ use keyhub_authorizer::routes::{RouteScopes, iam_matches};
 use serde_json::Value;
 
 use crate::Error;
+use crate::emulator::{Environment, Launch};
 use crate::local::LocalStack;
 use crate::template::{ApiRoute, EnvValue, GatewayResponseSpec, Template};
 
@@ -41,6 +42,76 @@ pub struct Gateway {
     cache: AuthorizerCache,
     routes: Vec<ApiRoute>,
     responses: Vec<GatewayResponseSpec>,
+    /// Functions in other languages, each run as a real process under the
+    /// Runtime API emulator, by logical id.
+    processes: HashMap<String, ProcessFunction>,
+}
+
+/// Functions the gateway runs as processes, the way Lambda runs a managed
+/// runtime: (logical id in template.yaml, its CodeUri, its Handler). A
+/// test holds these to the template.
+pub const PROCESS_FUNCTIONS: &[(&str, &str, &str)] = &[(
+    "PythonExampleFunction",
+    "functions/python-example",
+    "app.handler",
+)];
+
+/// template.yaml's Globals Timeout for every function.
+const FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A function in another language: one execution environment, started on
+/// the first request to one of its routes and kept warm after, as Lambda
+/// keeps one; replaced if its process exits or an invocation times out.
+struct ProcessFunction {
+    launch: Launch,
+    environment: tokio::sync::Mutex<Option<Arc<Environment>>>,
+}
+
+impl ProcessFunction {
+    /// The Python runtime: `python -m awslambdaric <handler>` (Lambda's own
+    /// runtime interface client, from `.local/venv`, or `KEYHUB_PYTHON`)
+    /// in the function's code directory, with the template's environment.
+    fn python(stack: &LocalStack, id: &str, code: &str, handler: &str) -> Result<Self, Error> {
+        let root = workspace_root();
+        let program = std::env::var_os("KEYHUB_PYTHON")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| root.join(".local/venv/bin/python"));
+        let mut env = stack.function_env(id)?;
+        env.push(("_HANDLER".to_string(), handler.to_string()));
+        // Python's output straight to the pipe, line by line, as in Lambda.
+        env.push(("PYTHONUNBUFFERED".to_string(), "1".to_string()));
+        Ok(ProcessFunction {
+            launch: Launch {
+                name: id.to_string(),
+                program,
+                args: vec!["-m".into(), "awslambdaric".into(), handler.to_string()],
+                dir: root.join(code),
+                env,
+                timeout: FUNCTION_TIMEOUT,
+            },
+            environment: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The warm environment, or a new one if there is none or it died.
+    async fn environment(&self) -> Result<Arc<Environment>, Error> {
+        let mut slot = self.environment.lock().await;
+        if let Some(env) = slot.as_ref() {
+            if env.alive().await {
+                return Ok(env.clone());
+            }
+            tracing::warn!(function = %self.launch.name, "execution environment gone; starting a new one");
+        }
+        let env = Arc::new(Environment::start(&self.launch).await?);
+        tracing::info!(function = %self.launch.name, pid = ?env.pid(), "execution environment started");
+        *slot = Some(env.clone());
+        Ok(env)
+    }
+}
+
+/// The workspace's root, where template.yaml and `functions/` are.
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// API Gateway's authorizer cache: answers kept by the value of the
@@ -131,6 +202,15 @@ impl Gateway {
             cache: AuthorizerCache::new(identity, Duration::from_secs(ttl)),
             routes: template.api_routes(),
             responses: template.gateway_responses(),
+            processes: PROCESS_FUNCTIONS
+                .iter()
+                .map(|(id, code, handler)| {
+                    Ok((
+                        id.to_string(),
+                        ProcessFunction::python(stack, id, code, handler)?,
+                    ))
+                })
+                .collect::<Result<_, Error>>()?,
         })
     }
 
@@ -303,6 +383,130 @@ fn apply(response: keyhub_authorizer::Response, method_arn: &str) -> Verdict {
     } else {
         Verdict::Allow(context)
     }
+}
+
+impl Gateway {
+    /// Invokes a function that runs as a process with the proxy event, and
+    /// answers as API Gateway does with a Lambda proxy integration: the
+    /// function's answer becomes the response; an error, a timeout or an
+    /// answer that is not a proxy response is a 502.
+    ///
+    /// Takes its arguments by value: a future holding `&str`s across its
+    /// awaits trips rustc's higher-ranked `Send` check in axum's handler.
+    async fn invoke_process(
+        &self,
+        function: String,
+        event: Value,
+        request_id: String,
+    ) -> axum::response::Response {
+        match self.answer_of(&function, event, &request_id).await {
+            Ok(resp) => resp.into_response(),
+            Err(e) => {
+                tracing::error!(%function, error = %e, "no usable answer from the function");
+                self.gateway_response(
+                    "DEFAULT_5XX",
+                    502,
+                    "Internal server error",
+                    &request_id,
+                    &HashMap::new(),
+                )
+            }
+        }
+    }
+
+    /// The function's proxy answer as an HTTP response, or why there is none.
+    async fn answer_of(
+        &self,
+        function: &str,
+        event: Value,
+        request_id: &str,
+    ) -> Result<http::Response<axum::body::Body>, String> {
+        let process = self.processes.get(function).ok_or("no such function")?;
+        let environment = process
+            .environment()
+            .await
+            .map_err(|e| format!("cannot start it (run `scripts/stack.sh setup`): {e}"))?;
+        match environment.invoke(event).await {
+            Ok(Ok(answer)) => proxy_response(&answer, request_id)
+                .map_err(|e| format!("malformed Lambda proxy response: {e}")),
+            Ok(Err(error)) => Err(format!("the function failed: {error}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// A Lambda proxy integration's answer (`statusCode`, `headers`,
+/// `multiValueHeaders`, `body`, `isBase64Encoded`) as the HTTP response
+/// API Gateway sends: a header in both maps takes `multiValueHeaders`'
+/// values, a base64 body is decoded, and API Gateway's request id header
+/// is added.
+pub fn proxy_response(
+    answer: &Value,
+    request_id: &str,
+) -> Result<http::Response<axum::body::Body>, String> {
+    let object = answer
+        .as_object()
+        .ok_or_else(|| format!("not an object: {answer}"))?;
+    let allowed = [
+        "statusCode",
+        "headers",
+        "multiValueHeaders",
+        "body",
+        "isBase64Encoded",
+    ];
+    if let Some(k) = object.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(format!("unexpected field {k}"));
+    }
+    let status = object
+        .get("statusCode")
+        .and_then(|s| s.as_u64().or_else(|| s.as_str()?.parse().ok()))
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or("statusCode is missing or not a status")?;
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    let mut headers = HeaderMap::new();
+    let mut add = |name: &str, value: &Value| -> Result<(), String> {
+        let Some(value) = text(value) else {
+            return Ok(());
+        };
+        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
+        let value = HeaderValue::from_str(&value).map_err(|e| e.to_string())?;
+        headers.append(name, value);
+        Ok(())
+    };
+    let multi = object.get("multiValueHeaders").and_then(Value::as_object);
+    for (name, values) in multi.into_iter().flatten() {
+        for v in values.as_array().into_iter().flatten() {
+            add(name, v)?;
+        }
+    }
+    let single = object.get("headers").and_then(Value::as_object);
+    for (name, v) in single.into_iter().flatten() {
+        let in_multi = multi.is_some_and(|m| m.keys().any(|k| k.eq_ignore_ascii_case(name)));
+        if !in_multi {
+            add(name, v)?;
+        }
+    }
+    headers.insert(
+        "x-amzn-requestid",
+        HeaderValue::from_str(request_id).map_err(|e| e.to_string())?,
+    );
+    let body = object.get("body").and_then(text).unwrap_or_default();
+    let bytes = if object.get("isBase64Encoded") == Some(&Value::Bool(true)) {
+        base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .map_err(|e| format!("body is not base64: {e}"))?
+    } else {
+        body.into_bytes()
+    };
+    let mut resp = http::Response::new(axum::body::Body::from(bytes));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    Ok(resp)
 }
 
 /// Through JSON and back, as the event and the answer travel in AWS.
@@ -579,6 +783,19 @@ async fn handle(
         &source_ip,
         authorizer_context,
     );
+    if gw.processes.contains_key(&route.function) {
+        let function = route.function.clone();
+        return match serde_json::to_value(&event) {
+            Ok(event) => gw.invoke_process(function, event, request_id).await,
+            Err(_) => gw.gateway_response(
+                "DEFAULT_5XX",
+                500,
+                "Internal server error",
+                &request_id,
+                &none,
+            ),
+        };
+    }
     // Through JSON and lambda_http's own decoding, exactly as in Lambda.
     let request = match serde_json::to_string(&event)
         .map_err(|e| e.to_string())
@@ -647,5 +864,55 @@ mod tests {
         let (_, static_rank) = match_template("/a/b", "/a/b").unwrap();
         let (_, param_rank) = match_template("/a/{x}", "/a/b").unwrap();
         assert!(static_rank > param_rank);
+    }
+
+    fn body(resp: http::Response<axum::body::Body>) -> Vec<u8> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(axum::body::to_bytes(resp.into_body(), usize::MAX))
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn proxy_answers_become_responses_as_api_gateway_makes_them() {
+        let resp = proxy_response(
+            &serde_json::json!({
+                "statusCode": 201,
+                "headers": {"Content-Type": "text/plain", "X-One": "single"},
+                "multiValueHeaders": {"x-one": ["a", "b"], "Set-Cookie": ["c=1", "d=2"]},
+                "body": "aGk=",
+                "isBase64Encoded": true,
+            }),
+            "req-1",
+        )
+        .unwrap();
+        assert_eq!(resp.status(), 201);
+        let h = resp.headers();
+        assert_eq!(h["content-type"], "text/plain");
+        // multiValueHeaders win over headers for the same name.
+        assert_eq!(h.get_all("x-one").iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(h.get_all("set-cookie").iter().count(), 2);
+        assert_eq!(h["x-amzn-requestid"], "req-1");
+        assert_eq!(body(resp), b"hi");
+
+        let empty = proxy_response(&serde_json::json!({"statusCode": 204}), "r").unwrap();
+        assert_eq!(empty.status(), 204);
+        assert!(body(empty).is_empty());
+    }
+
+    #[test]
+    fn malformed_proxy_answers_are_refused() {
+        for bad in [
+            serde_json::json!("hello"),
+            serde_json::json!({"body": "no status"}),
+            serde_json::json!({"statusCode": 99}),
+            serde_json::json!({"statusCode": 200, "extra": 1}),
+            serde_json::json!({"statusCode": 200, "body": "*", "isBase64Encoded": true}),
+            serde_json::json!({"statusCode": 200, "headers": {"bad name": "v"}}),
+        ] {
+            assert!(proxy_response(&bad, "r").is_err(), "{bad}");
+        }
     }
 }

@@ -10,6 +10,7 @@ mod keys;
 mod lifecycle;
 mod openapi;
 mod paging;
+mod python;
 mod ratelimits;
 mod rotation;
 mod sam;

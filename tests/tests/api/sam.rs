@@ -193,6 +193,7 @@ fn every_function_starts_with_the_environment_the_template_gives_it() {
         ]);
         if example {
             expected.insert("ExampleFunction");
+            expected.insert("PythonExampleFunction");
         }
         assert_eq!(functions, expected, "{}", c.label());
         for f in &functions {
@@ -332,23 +333,57 @@ fn the_example_routes_run_the_authorizer_with_the_identity_source_and_cache_aske
         );
         let ops = operations(c, "ExampleApi");
         let routes: BTreeSet<_> = ops.keys().cloned().collect();
-        let hello = |m: &str| (m.to_string(), "/example/hello".to_string());
-        assert_eq!(routes, BTreeSet::from([hello("GET"), hello("POST")]));
-        for (key, op) in &ops {
+        let route = |m: &str, p: &str| (m.to_string(), p.to_string());
+        assert_eq!(
+            routes,
+            BTreeSet::from([
+                route("GET", "/example/hello"),
+                route("POST", "/example/hello"),
+                route("GET", "/python/hello"),
+                route("POST", "/python/hello"),
+            ])
+        );
+        for ((method, path), op) in &ops {
             assert_eq!(
                 op["security"][0]["KeyhubAuthorizer"],
                 serde_json::json!([]),
-                "{key:?}"
+                "{method} {path}"
             );
-            assert!(names(
-                &op["x-amazon-apigateway-integration"]["uri"],
-                "ExampleFunction"
-            ));
+            let function = match path.as_str() {
+                "/python/hello" => "PythonExampleFunction",
+                _ => "ExampleFunction",
+            };
+            assert!(
+                names(&op["x-amazon-apigateway-integration"]["uri"], function),
+                "{method} {path} does not reach {function}"
+            );
         }
-        // API Gateway may call both functions.
+        // The authorizer lets every example route through with a scope: a
+        // route missing from the table would be refused to every key.
+        let table = environment(c, "AuthorizerFunction")["KEYHUB_ROUTE_SCOPES"].clone();
+        let table = RouteScopes::parse(&table).expect("the route table parses");
+        for (method, path) in ops.keys() {
+            assert!(
+                table.find(method, path).is_some(),
+                "{method} {path} is not in AuthorizerRouteScopes"
+            );
+        }
+        // The Python function runs on a Python runtime, not on the Rust
+        // functions' provided.al2023 from Globals.
+        let python = &c.resource("PythonExampleFunction")["Properties"];
+        assert!(
+            python["Runtime"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("python3.")),
+            "{}",
+            python["Runtime"]
+        );
+        assert_eq!(python["Handler"], "app.handler");
+        // API Gateway may call the authorizer and each function.
         for (function, source) in [
             ("AuthorizerFunction", "/authorizers/"),
             ("ExampleFunction", ""),
+            ("PythonExampleFunction", ""),
         ] {
             assert!(
                 c.of_type("AWS::Lambda::Permission").any(|(_, p)| {
