@@ -234,6 +234,16 @@ impl Gateway {
         Ok(self)
     }
 
+    /// Starts the execution environment of every function that runs as a
+    /// process (the Python example), so that `make dev` shows at once
+    /// whether its runtime is installed, and the first request is warm.
+    pub async fn warm_up(&self) -> Result<(), Error> {
+        for process in self.processes.values() {
+            process.environment().await?;
+        }
+        Ok(())
+    }
+
     /// Adds a route behind the authorizer, served by the example function
     /// (which answers any path), as a user's own API would declare it.
     pub fn with_protected_route(mut self, method: &str, path: &str) -> Self {

@@ -99,6 +99,10 @@ async fn main() -> Result<(), Error> {
         "  try:  curl -s {base}/api/v1/whoami -H 'Authorization: Bearer {}'",
         key.expose()
     );
+    println!(
+        "  a Python function behind the authorizer:  curl -s {base}/python/hello -H 'X-API-Key: {}'",
+        key.expose()
+    );
     if args.receiver_port != 0 {
         println!(
             "  webhooks: point an endpoint at http://127.0.0.1:{}/hook and watch this terminal",
@@ -107,6 +111,9 @@ async fn main() -> Result<(), Error> {
     }
     println!();
     let gateway = Arc::new(Gateway::new(&stack)?);
+    if let Err(e) = gateway.warm_up().await {
+        tracing::warn!(error = %e, "the Python example will not run (scripts/stack.sh setup installs awslambdaric)");
+    }
     serve(listener, gateway, async {
         let _ = tokio::signal::ctrl_c().await;
     })
