@@ -90,12 +90,14 @@ impl<'de> Deserialize<'de> for Scope {
 pub struct Scopes(Vec<Scope>);
 
 impl Scopes {
+    /// At most [`MAX_SCOPES`] as given, duplicates included: openapi.yaml's
+    /// `maxItems` counts the list the client sent.
     pub fn new(mut scopes: Vec<Scope>) -> Result<Self, String> {
-        scopes.sort();
-        scopes.dedup();
         if scopes.len() > MAX_SCOPES {
             return Err(format!("at most {MAX_SCOPES} scopes"));
         }
+        scopes.sort();
+        scopes.dedup();
         Ok(Scopes(scopes))
     }
 
@@ -213,5 +215,11 @@ mod tests {
         assert_eq!(scopes(&["b:x", "a:x", "b:x"]).joined(), "a:x b:x");
         let too_many: Vec<String> = (0..51).map(|i| format!("a:s{i}")).collect();
         assert!(Scopes::parse_all(too_many.iter().map(String::as_str)).is_err());
+        let repeated = vec!["a:x"; MAX_SCOPES + 1];
+        assert!(Scopes::parse_all(repeated).is_err());
+        assert_eq!(
+            Scopes::parse_all(vec!["a:x"; MAX_SCOPES]).unwrap().joined(),
+            "a:x"
+        );
     }
 }
