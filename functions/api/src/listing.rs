@@ -7,34 +7,29 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyhub::ApiError;
 use keyhub::apikey::Environment;
 use keyhub::key::KeyRecord;
 use keyhub::time;
-use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_SIZE: usize = 10;
 pub const MAX_SIZE: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortField {
     CreatedAt,
     Name,
     LastUsed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
     Asc,
     Desc,
 }
 
 /// What a list shows, whichever page of it is asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct View {
     sort: SortField,
     order: Order,
@@ -42,17 +37,112 @@ pub struct View {
     environment: Option<Environment>,
 }
 
-/// A cursor: the view and the sort position of the last key handed out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The position of a key in a sort order: the sort field's value (as bytes),
+/// then the key id, so that no two keys tie.
+type Position = (Vec<u8>, String);
+
+/// A cursor: the view and the position of the last key handed out, written
+/// `sort.order.is_active.environment.hex(value).key_id`, e.g.
+/// `name.asc.all.live.62696c6c696e67.key_2sgXOxqc3QhsmIEJ5vB6iQ`, so that
+/// openapi.yaml can state its grammar and every string it allows means a
+/// position (the first key after it), whether or not this API made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
     view: View,
-    after: (String, String),
+    after: Position,
+}
+
+/// Bytes of a sort value a cursor may carry: names are at most 100
+/// characters, which lowercasing can make at most 1,200 bytes.
+const MAX_POSITION_BYTES: usize = 1200;
+
+impl Cursor {
+    fn parse(s: &str) -> Option<Cursor> {
+        let mut parts = s.split('.');
+        let mut next = || parts.next();
+        let sort = match next()? {
+            "created_at" => SortField::CreatedAt,
+            "name" => SortField::Name,
+            "last_used" => SortField::LastUsed,
+            _ => return None,
+        };
+        let order = match next()? {
+            "asc" => Order::Asc,
+            "desc" => Order::Desc,
+            _ => return None,
+        };
+        let is_active = match next()? {
+            "all" => None,
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => return None,
+        };
+        let environment = match next()? {
+            "all" => None,
+            e => Some(Environment::parse(e)?),
+        };
+        let value = unhex(next()?)?;
+        let id = next()?;
+        let id_ok = id
+            .strip_prefix("key_")
+            .is_some_and(|d| d.len() == 22 && d.bytes().all(|b| b.is_ascii_alphanumeric()));
+        if !id_ok || next().is_some() || value.len() > MAX_POSITION_BYTES {
+            return None;
+        }
+        Some(Cursor {
+            view: View {
+                sort,
+                order,
+                is_active,
+                environment,
+            },
+            after: (value, id.to_string()),
+        })
+    }
+
+    fn encode(&self) -> String {
+        let v = self.view;
+        let sort = match v.sort {
+            SortField::CreatedAt => "created_at",
+            SortField::Name => "name",
+            SortField::LastUsed => "last_used",
+        };
+        let order = match v.order {
+            Order::Asc => "asc",
+            Order::Desc => "desc",
+        };
+        let active = match v.is_active {
+            None => "all",
+            Some(true) => "true",
+            Some(false) => "false",
+        };
+        let env = v.environment.map_or("all", |e| e.as_str());
+        let (value, id) = &self.after;
+        let value: String = value.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{sort}.{order}.{active}.{env}.{value}.{id}")
+    }
+}
+
+/// Lowercase hex, as [`Cursor::encode`] writes it.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some((digit(p[0])? << 4) | digit(p[1])?))
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Paging {
     Page(usize),
-    Cursor(Option<(String, String)>),
+    Cursor(Option<Position>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +169,10 @@ fn parse_number(field: &str, v: &str, min: usize, max: usize) -> Result<usize, A
 }
 
 impl ListQuery {
+    /// Every parameter given must be valid on its own. Where two say the same
+    /// thing, one wins, as openapi.yaml states: `size` over `per_page`, and a
+    /// cursor over `page`, `sort`, `order`, `is_active` and `environment`
+    /// (a cursor carries the view it was made in).
     pub fn parse(q: &HashMap<String, String>) -> Result<Self, ApiError> {
         const KNOWN: [&str; 8] = [
             "page",
@@ -100,12 +194,15 @@ impl ListQuery {
                 ),
             ));
         }
-        let size = match (q.get("size"), q.get("per_page")) {
-            (Some(_), Some(_)) => return Err(bad("per_page", "give size or per_page, not both")),
-            (Some(v), None) => parse_number("size", v, 1, MAX_SIZE)?,
-            (None, Some(v)) => parse_number("per_page", v, 1, MAX_SIZE)?,
-            (None, None) => DEFAULT_SIZE,
-        };
+        let size = q
+            .get("size")
+            .map(|v| parse_number("size", v, 1, MAX_SIZE))
+            .transpose()?;
+        let per_page = q
+            .get("per_page")
+            .map(|v| parse_number("per_page", v, 1, MAX_SIZE))
+            .transpose()?;
+        let size = size.or(per_page).unwrap_or(DEFAULT_SIZE);
         let sort = match q.get("sort").map(String::as_str) {
             None | Some("created_at") => SortField::CreatedAt,
             Some("name") => SortField::Name,
@@ -136,57 +233,45 @@ impl ListQuery {
             is_active,
             environment,
         };
-        let paging = match (q.get("page"), q.get("cursor")) {
-            (Some(_), Some(_)) => return Err(bad("cursor", "give page or cursor, not both")),
-            (Some(p), None) => Paging::Page(parse_number("page", p, 1, 1_000_000)?),
-            (None, Some(c)) if c.is_empty() => Paging::Cursor(None),
-            (None, Some(c)) => {
-                let cursor = decode_cursor(c)?;
-                // The cursor carries its view; parameters given beside it must agree.
-                let given = |k: &str| q.contains_key(k);
-                let clash = (given("sort") && cursor.view.sort != view.sort)
-                    || (given("order") && cursor.view.order != view.order)
-                    || (given("is_active") && cursor.view.is_active != view.is_active)
-                    || (given("environment") && cursor.view.environment != view.environment);
-                if clash {
-                    return Err(bad(
+        let page = q
+            .get("page")
+            .map(|p| parse_number("page", p, 1, 1_000_000))
+            .transpose()?;
+        Ok(match q.get("cursor").map(String::as_str) {
+            Some("") => ListQuery {
+                view,
+                paging: Paging::Cursor(None),
+                size,
+            },
+            Some(c) => {
+                let cursor = Cursor::parse(c).ok_or_else(|| {
+                    bad(
                         "cursor",
-                        "the cursor belongs to another sort order or filter",
-                    ));
-                }
-                return Ok(ListQuery {
+                        "cursor must be empty or a next_cursor this API handed out",
+                    )
+                })?;
+                ListQuery {
                     view: cursor.view,
                     paging: Paging::Cursor(Some(cursor.after)),
                     size,
-                });
+                }
             }
-            (None, None) => Paging::Page(1),
-        };
-        Ok(ListQuery { view, paging, size })
+            None => ListQuery {
+                view,
+                paging: Paging::Page(page.unwrap_or(1)),
+                size,
+            },
+        })
     }
 }
 
-fn decode_cursor(s: &str) -> Result<Cursor, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(s)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| bad("cursor", "cursor is not one this API handed out"))
-}
-
-fn encode_cursor(c: &Cursor) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).unwrap_or_default())
-}
-
-/// The position of a key in a sort order: the field, then the id, so that
-/// no two keys tie.
-fn sort_key(k: &KeyRecord, field: SortField) -> (String, String) {
+fn sort_key(k: &KeyRecord, field: SortField) -> Position {
     let primary = match field {
         SortField::CreatedAt => time::format(&k.created_at),
         SortField::Name => k.name.to_lowercase(),
         SortField::LastUsed => k.last_used.as_ref().map(time::format).unwrap_or_default(),
     };
-    (primary, k.id.clone())
+    (primary.into_bytes(), k.id.clone())
 }
 
 #[derive(Debug)]
@@ -202,13 +287,13 @@ pub struct ListPage {
 
 pub fn paginate(keys: Vec<KeyRecord>, q: &ListQuery) -> ListPage {
     let v = q.view;
-    let mut keyed: Vec<((String, String), KeyRecord)> = keys
+    let mut keyed: Vec<(Position, KeyRecord)> = keys
         .into_iter()
         .filter(|k| v.is_active.is_none_or(|a| k.is_active == a))
         .filter(|k| v.environment.is_none_or(|e| k.environment == e))
         .map(|k| (sort_key(&k, v.sort), k))
         .collect();
-    let cmp = |a: &(String, String), b: &(String, String)| match v.order {
+    let cmp = |a: &Position, b: &Position| match v.order {
         Order::Asc => a.cmp(b),
         Order::Desc => b.cmp(a),
     };
@@ -225,10 +310,11 @@ pub fn paginate(keys: Vec<KeyRecord>, q: &ListQuery) -> ListPage {
     let end = start.saturating_add(q.size).min(total);
     let has_next = end < total;
     let next_cursor = (has_next && end > start).then(|| {
-        encode_cursor(&Cursor {
+        Cursor {
             view: v,
             after: keyed[end - 1].0.clone(),
-        })
+        }
+        .encode()
     });
     let items = keyed.drain(start..end).map(|(_, k)| k).collect();
     ListPage {
@@ -281,7 +367,7 @@ mod tests {
             (vec![("size", "0")], "size"),
             (vec![("size", "101")], "size"),
             (vec![("per_page", "x")], "per_page"),
-            (vec![("size", "5"), ("per_page", "5")], "per_page"),
+            (vec![("size", "5"), ("per_page", "0")], "per_page"),
             (vec![("page", "0")], "page"),
             (vec![("page", "-1")], "page"),
             (vec![("sort", "id")], "sort"),
@@ -289,10 +375,54 @@ mod tests {
             (vec![("is_active", "yes")], "is_active"),
             (vec![("environment", "prod")], "environment"),
             (vec![("cursor", "!!")], "cursor"),
-            (vec![("page", "2"), ("cursor", "")], "cursor"),
+            (vec![("page", "0"), ("cursor", "")], "page"),
+            (
+                vec![("cursor", "name.asc.all.all.6.key_2sgXOxqc3QhsmIEJ5vB6iQ")],
+                "cursor",
+            ),
+            (
+                vec![("cursor", "name.asc.all.all.6A.key_2sgXOxqc3QhsmIEJ5vB6iQ")],
+                "cursor",
+            ),
+            (
+                vec![("cursor", "name.up.all.all..key_2sgXOxqc3QhsmIEJ5vB6iQ")],
+                "cursor",
+            ),
+            (vec![("cursor", "name.asc.all.all..key_x")], "cursor"),
             (vec![("sise", "5")], "sise"),
         ] {
             assert_eq!(field_of(q(&pairs).unwrap_err()), field, "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn one_parameter_wins_where_two_say_the_same() {
+        assert_eq!(q(&[("size", "5"), ("per_page", "50")]).unwrap().size, 5);
+        let c = Cursor {
+            view: View {
+                sort: SortField::Name,
+                order: Order::Asc,
+                is_active: Some(false),
+                environment: Some(Environment::Test),
+            },
+            after: (
+                b"billing".to_vec(),
+                "key_2sgXOxqc3QhsmIEJ5vB6iQ".to_string(),
+            ),
+        };
+        let text = c.encode();
+        assert_eq!(
+            text,
+            "name.asc.false.test.62696c6c696e67.key_2sgXOxqc3QhsmIEJ5vB6iQ"
+        );
+        let lq = q(&[
+            ("cursor", &text),
+            ("page", "3"),
+            ("sort", "created_at"),
+            ("is_active", "true"),
+        ])
+        .unwrap();
+        assert_eq!(lq.view, c.view);
+        assert_eq!(lq.paging, Paging::Cursor(Some(c.after)));
     }
 }

@@ -158,7 +158,7 @@ async fn filters_and_sort_orders() {
     assert_eq!(r.body["api_keys"].as_array().unwrap().len(), 10);
     assert_eq!(r.body["api_keys"][0]["id"], off["id"]);
 
-    // A cursor keeps its filter; a clashing parameter is refused.
+    // A cursor keeps its filter, whatever is given beside it.
     let r = app
         .get(
             "/api/v1/api-keys?environment=test&size=2&cursor=",
@@ -173,9 +173,71 @@ async fn filters_and_sort_orders() {
     assert_eq!(r.body["api_keys"][0]["environment"], "test");
     let r = app
         .get(
-            &format!("/api/v1/api-keys?cursor={cursor}&environment=live"),
+            &format!("/api/v1/api-keys?cursor={cursor}&environment=live&sort=name&page=7"),
             &app.admin_key,
         )
         .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["page"], Value::Null);
+    assert_eq!(r.body["api_keys"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["api_keys"][0]["environment"], "test");
+}
+
+#[tokio::test]
+async fn where_two_parameters_say_the_same_one_wins_and_every_valid_cursor_is_a_position() {
+    let app = spawn_app().await;
+    make_keys(&app, 6).await;
+
+    // size wins over its alias; each must still be valid.
+    let r = app
+        .get("/api/v1/api-keys?size=2&per_page=5", &app.admin_key)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.body["size"].clone(), ids_of(&r.body).len()),
+        (json!(2), 2)
+    );
+    let r = app
+        .get("/api/v1/api-keys?size=2&per_page=500", &app.admin_key)
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["error"]["details"]["field"], "per_page");
+
+    // An empty cursor with a page: cursor mode from the start.
+    let r = app
+        .get("/api/v1/api-keys?page=3&size=3&cursor=", &app.admin_key)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["page"], Value::Null);
+    let first = ids_of(&r.body);
+    let newest = app.get("/api/v1/api-keys?size=3", &app.admin_key).await;
+    assert_eq!(first, ids_of(&newest.body));
+
+    // A cursor names a position by the sort value and id, so one made by
+    // hand (here: names after "key 002", ascending) works, and so does one
+    // whose key no longer exists.
+    let hex: String = b"key 002".iter().map(|b| format!("{b:02x}")).collect();
+    let cursor = format!("name.asc.all.all.{hex}.key_0000000000000000000000");
+    let r = app
+        .get(
+            &format!("/api/v1/api-keys?cursor={cursor}&size=100"),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let names: Vec<&str> = r.body["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["key 002", "key 003", "key 004", "key 005"]);
+    // ... and a string that is not a cursor is refused, naming the parameter.
+    for bad in ["abc", "name.asc.all.all.6.key_0000000000000000000000"] {
+        let r = app
+            .get(&format!("/api/v1/api-keys?cursor={bad}"), &app.admin_key)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(r.body["error"]["details"]["field"], "cursor");
+    }
 }
