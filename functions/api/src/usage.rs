@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{Duration, DurationRound};
+use chrono::Duration;
 use keyhub::ApiError;
 use keyhub::key::KeyState;
 use keyhub::pepper::KeyId;
@@ -78,13 +78,59 @@ fn bad(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid(field, "invalid_value", message)
 }
 
+/// The periods a series covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Range {
+    granularity: Granularity,
+    /// The start of the first period.
+    from: Timestamp,
+    /// The start of the last period; before `from` when the range is empty.
+    last: Timestamp,
+    /// Whether the range was cut to its last allowed periods.
+    truncated: bool,
+}
+
+impl Range {
+    fn periods(&self) -> impl Iterator<Item = Timestamp> {
+        let step = self.granularity.step();
+        std::iter::successors(Some(self.from), move |t| Some(*t + step))
+            .take_while(move |t| *t <= self.last)
+    }
+
+    /// The end of the last period (exclusive): `from` for an empty range.
+    fn end(&self) -> Timestamp {
+        if self.last < self.from {
+            self.from
+        } else {
+            self.last + self.granularity.step()
+        }
+    }
+}
+
+/// The earliest and latest period starts a series can have, so that every
+/// time it answers with is a four-digit-year RFC 3339 time.
+fn bounds(g: Granularity) -> (Timestamp, Timestamp) {
+    let earliest = Timestamp::from_timestamp(-62_135_596_800, 0); // 0001-01-01
+    let end = Timestamp::from_timestamp(253_402_214_400, 0); // 9999-12-31
+    match (earliest, end) {
+        (Some(e), Some(end)) => (e, end - g.step()),
+        _ => (Timestamp::MIN_UTC, Timestamp::MAX_UTC),
+    }
+}
+
+/// Rounds down to the period, for any time (`duration_trunc` only handles
+/// 1677 to 2262).
+fn floor(t: Timestamp, g: Granularity) -> Timestamp {
+    let step = g.step().num_seconds();
+    Timestamp::from_timestamp(t.timestamp().div_euclid(step) * step, 0).unwrap_or(t)
+}
+
 /// The periods asked for: `granularity`, then `from` and `to` (RFC 3339),
 /// each rounded down to its period. Defaults: the last 24 hours, or the
-/// last 30 days.
-fn range(
-    q: &HashMap<String, String>,
-    now: Timestamp,
-) -> Result<(Granularity, Timestamp, Timestamp), ApiError> {
+/// last 30 days. Every valid query has an answer: `from` after `to` is an
+/// empty series, a range longer than the maximum keeps its last periods,
+/// and times are held to years 0001 to 9999.
+fn range(q: &HashMap<String, String>, now: Timestamp) -> Result<Range, ApiError> {
     if let Some(k) = q
         .keys()
         .find(|k| !["granularity", "from", "to"].contains(&k.as_str()))
@@ -112,37 +158,34 @@ fn range(
             })
             .transpose()
     };
-    let to = when("to")?.unwrap_or(now);
-    let span = match g {
+    let (earliest, latest) = bounds(g);
+    let hold = |t: Timestamp| floor(t, g).clamp(earliest, latest);
+    let last = hold(when("to")?.unwrap_or(now));
+    let default_span = match g {
         Granularity::Hour => Duration::hours(23),
         Granularity::Day => Duration::days(29),
     };
-    let from = when("from")?.unwrap_or(to - span);
-    let floor = |t: Timestamp| {
-        t.duration_trunc(g.step())
-            .map_err(|_| bad("from", "timestamp out of range"))
+    let from = match when("from")? {
+        Some(from) => hold(from),
+        None => (last - default_span).max(earliest),
     };
-    let (from, to) = (floor(from)?, floor(to)?);
-    if from > to {
-        return Err(bad("from", "from must not be after to"));
-    }
-    let periods = (to - from).num_seconds() / g.step().num_seconds() + 1;
     let max = match g {
         Granularity::Hour => MAX_HOURS,
         Granularity::Day => MAX_DAYS,
     };
-    if periods > max {
-        return Err(bad(
-            "from",
-            format!("at most {max} periods at this granularity"),
-        ));
-    }
-    Ok((g, from, to))
+    let first_allowed = last - g.step() * (max - 1) as i32;
+    Ok(Range {
+        granularity: g,
+        from: from.max(first_allowed),
+        last,
+        truncated: from < first_allowed,
+    })
 }
 
 pub async fn series(call: &Call<'_>) -> Reply {
     let id = KeyId::parse(call.param("id")).ok_or(ApiError::NotFound { what: "API key" })?;
-    let (g, from, to) = range(&keyhub::http::query(call.req)?, call.now)?;
+    let r = range(&keyhub::http::query(call.req)?, call.now)?;
+    let g = r.granularity;
     let store = &call.deps.store;
     store
         .get_account_key(&call.principal.account_id, id.as_str())
@@ -151,22 +194,20 @@ pub async fn series(call: &Call<'_>) -> Reply {
             StoreError::NotFound => ApiError::NotFound { what: "API key" },
             other => other.into(),
         })?;
-    let last_hour = to + g.step() - Duration::hours(1);
-    let rows = store
-        .usage_hours(id.as_str(), &hour_of(&from), &hour_of(&last_hour))
-        .await?;
-
     // period start → (sums, endpoint → sums)
-    let mut periods: BTreeMap<Timestamp, (Tally, BTreeMap<String, Tally>)> = BTreeMap::new();
-    let mut t = from;
-    while t <= to {
-        periods.insert(t, Default::default());
-        t += g.step();
-    }
+    let mut periods: BTreeMap<Timestamp, (Tally, BTreeMap<String, Tally>)> =
+        r.periods().map(|t| (t, Default::default())).collect();
+    let rows = if periods.is_empty() {
+        Vec::new()
+    } else {
+        let last_hour = r.end() - Duration::hours(1);
+        store
+            .usage_hours(id.as_str(), &hour_of(&r.from), &hour_of(&last_hour))
+            .await?
+    };
     let mut totals = Tally::default();
     for row in &rows {
-        let Some(start) = hour_start(&row.hour).and_then(|h| h.duration_trunc(g.step()).ok())
-        else {
+        let Some(start) = hour_start(&row.hour).map(|h| floor(h, g)) else {
             continue;
         };
         if let Some((sum, endpoints)) = periods.get_mut(&start) {
@@ -199,8 +240,9 @@ pub async fn series(call: &Call<'_>) -> Reply {
         json!({
             "key_id": id.as_str(),
             "granularity": match g { Granularity::Hour => "hour", Granularity::Day => "day" },
-            "from": time::format(&from),
-            "to": time::format(&(to + g.step())),
+            "from": time::format(&r.from),
+            "to": time::format(&r.end()),
+            "truncated": r.truncated,
             "totals": tally_view(&totals),
             "series": series,
         }),
@@ -271,24 +313,65 @@ mod tests {
             .collect()
     }
 
+    fn at(s: &str) -> Timestamp {
+        time::parse(s).unwrap()
+    }
+
     #[test]
-    fn ranges_default_round_and_refuse_nonsense() {
-        let now = time::parse("2026-11-23T18:29:39Z").unwrap();
-        let (g, from, to) = range(&q(&[]), now).unwrap();
-        assert_eq!(g, Granularity::Hour);
-        assert_eq!(time::format(&to), "2026-11-23T18:00:00.000Z");
-        assert_eq!(time::format(&from), "2026-11-22T19:00:00.000Z");
-        let (_, from, to) = range(&q(&[("granularity", "day")]), now).unwrap();
-        assert_eq!(time::format(&to), "2026-11-23T00:00:00.000Z");
-        assert_eq!((to - from).num_days(), 29);
+    fn ranges_default_and_round() {
+        let now = at("2026-11-23T18:29:39Z");
+        let r = range(&q(&[]), now).unwrap();
+        assert_eq!(r.granularity, Granularity::Hour);
+        assert_eq!(time::format(&r.last), "2026-11-23T18:00:00.000Z");
+        assert_eq!(time::format(&r.from), "2026-11-22T19:00:00.000Z");
+        assert_eq!(r.periods().count(), 24);
+        let r = range(&q(&[("granularity", "day")]), now).unwrap();
+        assert_eq!(time::format(&r.last), "2026-11-23T00:00:00.000Z");
+        assert_eq!(r.periods().count(), 30);
         for bad in [
             vec![("granularity", "week")],
             vec![("from", "yesterday")],
-            vec![("from", "2026-11-24T00:00:00Z")],
-            vec![("from", "2020-01-01T00:00:00Z")],
             vec![("window", "1")],
         ] {
             assert!(range(&q(&bad), now).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn every_valid_range_has_an_answer() {
+        let now = at("2026-11-23T18:29:39Z");
+        // from after to: no periods, and from = to in the answer
+        let r = range(&q(&[("from", "2026-11-24T00:00:00Z")]), now).unwrap();
+        assert_eq!((r.periods().count(), r.end()), (0, r.from));
+        // too long: the last 744 hours, said so
+        let r = range(&q(&[("from", "2020-01-01T00:00:00Z")]), now).unwrap();
+        assert_eq!((r.periods().count(), r.truncated), (744, true));
+        assert_eq!(r.last, at("2026-11-23T18:00:00Z"));
+        let r = range(
+            &q(&[("granularity", "day"), ("from", "0001-01-01T00:00:00Z")]),
+            now,
+        );
+        assert_eq!(r.unwrap().periods().count(), MAX_DAYS as usize);
+        // far past and future: held to years 0001..9999, never a panic
+        for (from, to) in [
+            ("0000-01-01T00:00:00+23:59", "0000-01-01T05:00:00Z"),
+            ("1500-06-01T12:34:56Z", "1500-06-02T00:00:00Z"),
+            ("9999-12-31T23:59:59.999Z", "9999-12-31T23:59:59-23:59"),
+        ] {
+            for g in ["hour", "day"] {
+                let r = range(&q(&[("granularity", g), ("from", from), ("to", to)]), now).unwrap();
+                for t in r.periods().chain([r.from, r.end()]) {
+                    assert!(time::format(&t).len() == 24, "{t:?}");
+                }
+            }
+        }
+        let r = range(
+            &q(&[
+                ("from", "1500-06-01T12:34:56Z"),
+                ("to", "1500-06-02T00:00:00Z"),
+            ]),
+            now,
+        );
+        assert_eq!(r.unwrap().periods().count(), 13);
     }
 }

@@ -274,3 +274,57 @@ async fn statistics_match_a_hand_count_over_mixed_traffic() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn every_range_a_schema_allows_has_an_answer() {
+    let app = spawn_app().await;
+    let id = app.admin_key_id.clone();
+    let usage = |q: &str| format!("/api/v1/api-keys/{id}/usage?{q}");
+
+    // from after to: an empty series, not an error.
+    let r = app
+        .get(
+            &usage("from=2026-11-24T00:00:00Z&to=2026-11-01T00:00:00Z"),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["series"], json!([]));
+    assert_eq!(r.body["from"], r.body["to"]);
+    assert_eq!(r.body["totals"]["requests"], 0);
+
+    // Longer than 744 hours: the last 744, ending with to's hour, said so.
+    let r = app
+        .get(
+            &usage("from=2020-01-01T00:00:00Z&to=2026-11-24T05:30:00Z"),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["truncated"], true);
+    let series = r.body["series"].as_array().unwrap();
+    assert_eq!(series.len(), 744);
+    assert_eq!(series[743]["start"], "2026-11-24T05:00:00.000Z");
+    assert_eq!(r.body["to"], "2026-11-24T06:00:00.000Z");
+    let r = app.get(&usage(""), &app.admin_key).await;
+    assert_eq!(r.body["truncated"], false);
+
+    // Any RFC 3339 time, outside what chrono can round by nanoseconds too.
+    for q in [
+        "from=1500-01-01T00:00:00Z&to=1500-01-01T05:00:00%2B02:00",
+        "granularity=day&from=0000-01-01T00:00:00%2B23:59",
+        "granularity=day&to=9999-12-31T23:59:59.999999999Z",
+        "to=0000-01-01T00:00:00Z",
+    ] {
+        let r = app.get(&usage(q), &app.admin_key).await;
+        assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.body);
+    }
+    let r = app
+        .get(
+            &usage("from=1500-01-01T00:00:00Z&to=1500-01-01T05:00:00%2B02:00"),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(r.body["series"].as_array().unwrap().len(), 4);
+    assert_eq!(r.body["from"], "1500-01-01T00:00:00.000Z");
+}

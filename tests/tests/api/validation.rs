@@ -189,6 +189,24 @@ async fn integral_floats_count_as_integers() {
 }
 
 #[tokio::test]
+async fn at_most_50_scopes_as_sent_repeats_included() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/api/v1/api-keys",
+            &app.admin_key,
+            json!({"name": "s", "scopes": vec!["keys:read"; 51]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["error"]["details"]["field"], "scopes");
+    let (_, key) = app
+        .create_key(json!({"name": "s", "scopes": vec!["keys:read"; 50]}))
+        .await;
+    assert_eq!(key["scopes"], json!(["keys:read"]));
+}
+
+#[tokio::test]
 async fn a_required_body_is_required() {
     let app = spawn_app_with(&webhook_env("1")).await;
     let (wh, _) = app.webhook("http://127.0.0.1:9/hook", &["*"]).await;
