@@ -19,6 +19,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "rate_limit.exceeded",
     "webhook.test",
     "webhook.endpoint_disabled",
+    "account.plan_changed",
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

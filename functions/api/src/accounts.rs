@@ -1,10 +1,16 @@
-//! `POST /api/v1/accounts`: a new account and its first key, made together.
+//! `/api/v1/accounts`: a new account and its first key, made together; an
+//! account's plan, limits and key count; a plan change, which reaches every
+//! key of the account (each key carries its plan so checking it stays one
+//! read). These are operator routes (`accounts:write`) for any account.
 
 use keyhub::ApiError;
 use keyhub::account::Account;
 use keyhub::key::NewKey;
+use keyhub::limits::Plan;
+use keyhub::pepper::KeyId;
 use keyhub::scope::{ACCOUNT_ADMIN_SCOPES, Scopes};
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 use crate::handler::{Call, Reply};
 use crate::keys::may_grant;
@@ -53,4 +59,80 @@ pub async fn create(call: &Call<'_>) -> Reply {
             "api_key": record.view(&deps.config.rate_limits, Some(&key)),
         }),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateAccount {
+    plan: Plan,
+}
+
+/// An account id from the path: `acct_` and 20 base62 characters, or it
+/// cannot exist (and is not read for).
+fn account_id(call: &Call<'_>) -> Result<String, ApiError> {
+    let id = call.param("id");
+    let ok = id
+        .strip_prefix("acct_")
+        .is_some_and(|r| r.len() == 20 && r.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if ok {
+        Ok(id.to_string())
+    } else {
+        Err(ApiError::NotFound { what: "account" })
+    }
+}
+
+async fn view(call: &Call<'_>, account: &Account) -> Result<Value, ApiError> {
+    let keys = call.deps.store.account_key_count(&account.id).await?;
+    let mut v = account.view();
+    v["limits"] = json!(call.deps.config.rate_limits.plan(account.plan));
+    v["key_count"] = json!(keys);
+    Ok(v)
+}
+
+pub async fn get(call: &Call<'_>) -> Reply {
+    let id = account_id(call)?;
+    let account = call
+        .deps
+        .store
+        .get_account(&id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "account" })?;
+    Ok((200, view(call, &account).await?))
+}
+
+pub async fn update(call: &Call<'_>) -> Reply {
+    let body: UpdateAccount = call.body()?;
+    let id = account_id(call)?;
+    let deps = call.deps;
+    let mut account = deps
+        .store
+        .get_account(&id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "account" })?;
+    let previous = account.plan;
+    account.plan = body.plan;
+    let events = if previous == body.plan {
+        Vec::new()
+    } else {
+        call.event(
+            &id,
+            "account.plan_changed",
+            json!({ "account": account.view(), "previous_plan": previous }),
+        )
+    };
+    let keys = deps
+        .store
+        .change_plan(&id, body.plan, &events)
+        .await
+        .map_err(|e| match e {
+            keyhub::store::StoreError::NotFound => ApiError::NotFound { what: "account" },
+            other => other.into(),
+        })?;
+    call.publish(&events).await;
+    // This environment sees the new plan at once; others within the cache TTL.
+    for key in keys.iter().filter_map(|k| KeyId::parse(k)) {
+        deps.auth.forget(&key);
+    }
+    tracing::info!(account_id = %id, plan = body.plan.as_str(), keys = keys.len(), "plan changed");
+    Ok((200, view(call, &account).await?))
 }

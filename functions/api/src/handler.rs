@@ -250,9 +250,8 @@ fn find_route(req: &Request) -> Found {
 fn body_rule(endpoint: Endpoint) -> http::BodyRule {
     use Endpoint::*;
     match endpoint {
-        CreateAccount | CreateKey | UpdateKey | Verify | CreateWebhook | UpdateWebhook => {
-            http::BodyRule::Required
-        }
+        CreateAccount | UpdateAccount | CreateKey | UpdateKey | Verify | CreateWebhook
+        | UpdateWebhook => http::BodyRule::Required,
         _ => http::BodyRule::Optional,
     }
 }
@@ -270,6 +269,8 @@ fn reveals_secret(endpoint: Endpoint) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Endpoint {
     CreateAccount,
+    GetAccount,
+    UpdateAccount,
     CreateKey,
     ListKeys,
     GetKey,
@@ -296,6 +297,8 @@ fn endpoint(route: &Route) -> Option<Endpoint> {
     use lambda_http::http::Method;
     Some(match (&route.method, route.path) {
         (&Method::POST, "/api/v1/accounts") => Endpoint::CreateAccount,
+        (&Method::GET, "/api/v1/accounts/{id}") => Endpoint::GetAccount,
+        (&Method::PATCH, "/api/v1/accounts/{id}") => Endpoint::UpdateAccount,
         (&Method::POST, "/api/v1/api-keys") => Endpoint::CreateKey,
         (&Method::GET, "/api/v1/api-keys") => Endpoint::ListKeys,
         (&Method::GET, "/api/v1/api-keys/{id}") => Endpoint::GetKey,
@@ -328,6 +331,8 @@ async fn dispatch(endpoint: Option<Endpoint>, call: &Call<'_>) -> Reply {
     };
     match endpoint {
         Endpoint::CreateAccount => accounts::create(call).await,
+        Endpoint::GetAccount => accounts::get(call).await,
+        Endpoint::UpdateAccount => accounts::update(call).await,
         Endpoint::CreateKey => keys::create(call).await,
         Endpoint::ListKeys => keys::list(call).await,
         Endpoint::GetKey => keys::get(call).await,

@@ -75,3 +75,53 @@ async fn another_accounts_keys_are_not_found_never_forbidden() {
     assert_eq!(list.body["total"], 1, "only the other account's own key");
     assert_ne!(list.body["api_keys"][0]["id"], id);
 }
+
+/// A plan change reaches the account's existing keys: the 6th request of a
+/// minute on free (5/min here) is refused, and after moving to pro it passes.
+#[tokio::test]
+async fn a_plan_change_reaches_the_accounts_existing_keys() {
+    let app = crate::helpers::spawn_app_with(&[(
+        "KEYHUB_RATE_LIMITS",
+        r#"{"key_default": {"per_minute": 1000}, "free": {"per_minute": 5}, "pro": {"per_minute": 50}, "enterprise": {}}"#,
+    )])
+    .await;
+    let r = app
+        .post(
+            "/api/v1/accounts",
+            &app.admin_key,
+            json!({"name": "growing", "plan": "free"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let account = r.body["account"]["id"].as_str().unwrap().to_string();
+    let key = r.body["api_key"]["key"].as_str().unwrap().to_string();
+    crate::helpers::clear_of_minute_boundary().await;
+    for _ in 0..5 {
+        assert_eq!(app.get("/api/v1/whoami", &key).await.status, StatusCode::OK);
+    }
+    let r = app.get("/api/v1/whoami", &key).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+
+    let path = format!("/api/v1/accounts/{account}");
+    let r = app
+        .patch(&path, &app.admin_key, json!({"plan": "pro"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["plan"], "pro");
+    assert_eq!(r.body["limits"]["per_minute"], 50);
+    assert_eq!(r.body["key_count"], 1);
+    let r = app.get("/api/v1/whoami", &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["plan"], "pro");
+
+    // Operators only, any account; a made-up id is simply not found.
+    assert_eq!(app.get(&path, &key).await.code(), "insufficient_scope");
+    let r = app
+        .get("/api/v1/accounts/acct_00000000000000000000", &app.admin_key)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .patch(&path, &app.admin_key, json!({"plan": "gold"}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}

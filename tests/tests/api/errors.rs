@@ -27,7 +27,7 @@ async fn bad_bodies_get_invalid_request_with_the_field_and_reason() {
             "invalid_value",
         ),
         (
-            r#"{"name": "x", "expires_at": "2001-01-01T00:00:00Z"}"#,
+            r#"{"name": "x", "expires_at": "yesterday"}"#,
             Some("expires_at"),
             "invalid_value",
         ),
