@@ -198,7 +198,7 @@ mod tests {
             methods_of_resource("/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry"),
             [&Method::POST]
         );
-        assert_eq!(resources().len(), 15);
+        assert_eq!(resources().len(), 16);
     }
 
     #[test]
