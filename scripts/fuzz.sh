@@ -5,6 +5,7 @@
 #
 #   FUZZ_SECONDS  time budget (default 600)
 #   FUZZ_SEED     seed to replay a run (default: a fresh one, printed)
+#   FUZZ_PHASES   schemathesis phases (default examples,coverage,fuzzing,stateful)
 #   CARGO         cargo to build with (default cargo; the Makefile passes its own)
 #
 # The stack runs in a network namespace of its own with only a loopback
@@ -42,22 +43,40 @@ inside() {
   done
   local key; key=$(cat "$work/key")
   log "keyhub on http://127.0.0.1:$port; schemathesis for ${seconds}s, seed $seed"
+  # schemathesis 4.32.5 (the newest release) dies with a KeyError in its
+  # own coverage phase on POST /api-keys/{id}/rotate, whose body is optional
+  # with every property defaulted; that one phase is off for that one
+  # operation, which every other phase (examples, fuzzing, stateful) still
+  # covers. Remove this when a release fixes it.
+  cat >"$work/schemathesis.toml" <<'TOML'
+[[operations]]
+include-operation-id = "rotateApiKey"
+phases.coverage.enabled = false
+TOML
   local rc=0
   set -o pipefail
-  "$root/.local/venv/bin/schemathesis" run "$root/openapi.yaml" \
+  # Run from a scratch directory: schemathesis keeps a .schemathesis/ cache
+  # in its working directory.
+  (cd "$work" && "$root/.local/venv/bin/schemathesis" --config-file "$work/schemathesis.toml" \
+    run "$root/openapi.yaml" \
     --url "http://127.0.0.1:$port" \
     --header "Authorization: Bearer $key" \
     --checks all \
-    --phases examples,coverage,fuzzing,stateful \
+    --phases "${FUZZ_PHASES:-examples,coverage,fuzzing,stateful}" \
     --max-time "$seconds" \
     --seed "$seed" \
     --workers 2 \
     --request-timeout 10 \
     --suppress-health-check all \
     --warnings off \
-    --report junit --report-dir "$out" 2>&1 | tee "$out/schemathesis.log" || rc=$?
+    --report junit,ndjson --report-dir "$out") 2>&1 | tee "$out/schemathesis.log" || rc=$?
   local cases; cases=$(grep -Eo '[0-9]+ generated' "$out/schemathesis.log" | tail -n 1 || true)
   log "seed $seed, ${seconds} s: ${cases:-no} test cases"
+  # A crash of schemathesis itself is not a clean run either.
+  if [ "$rc" -eq 0 ] && grep -qE '^(Error|.*Traceback|.*Internal Error)' "$out/schemathesis.log"; then
+    log "schemathesis reported an error of its own"
+    rc=1
+  fi
   if [ "$rc" -ne 0 ]; then
     log "schemathesis found problems (exit $rc); replay with FUZZ_SEED=$seed FUZZ_SECONDS=$seconds make fuzz"
     log "reports: $out"
