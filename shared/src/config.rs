@@ -24,15 +24,143 @@ pub struct Config {
     pub rate_limit_fail_open: bool,
     /// Where the guard sends usage records; none are sent when unset.
     pub usage_queue_url: Option<String>,
-    /// How long a key's recent-requests list keeps an entry.
+    /// How long a key's recent-requests list keeps an entry. The entry is
+    /// also the record's "already counted" marker, so it must outlive every
+    /// redelivery: at least `usage_queue_retention + usage_redrive_window`.
     pub usage_retention: Duration,
+    /// The usage queue's `MessageRetentionPeriod` (template.yaml).
+    pub usage_queue_retention: Duration,
+    /// How long after a record was sent an operator may still redrive it
+    /// from the dead-letter queue (at most that queue's retention).
+    pub usage_redrive_window: Duration,
     /// How long the per-hour usage sums are kept.
     pub usage_aggregate_retention: Duration,
     pub webhooks: WebhookSettings,
     /// Keys older than this owe an `api_key.rotation_due` event.
     pub rotation_period: Duration,
+    pub aws: AwsTimeouts,
     /// How many keys an account may hold (`KEYHUB_MAX_KEYS_PER_ACCOUNT`).
     pub max_keys_per_account: u32,
+}
+
+/// Bounds on every AWS SDK call, so that a hung or unreachable dependency
+/// costs a request seconds, not the function's whole timeout. The defaults
+/// sit well under the API function's 10 s: a hung DynamoDB answers 503 in
+/// about `operation`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AwsTimeouts {
+    /// Establishing a connection (TCP and TLS).
+    pub connect: Duration,
+    /// One attempt, from sending to the whole response; a timed-out attempt
+    /// is retried by the SDK while the operation has time left.
+    pub attempt: Duration,
+    /// One call, every retry included.
+    pub operation: Duration,
+    /// A send that only serves a side effect (a usage record, publishing an
+    /// event the outbox already holds): past this the request goes on
+    /// without it.
+    pub side_effect: Duration,
+}
+
+impl Default for AwsTimeouts {
+    fn default() -> Self {
+        AwsTimeouts {
+            connect: Duration::from_secs(1),
+            attempt: Duration::from_secs(2),
+            operation: Duration::from_secs(3),
+            side_effect: Duration::from_secs(1),
+        }
+    }
+}
+
+impl AwsTimeouts {
+    /// Reads `KEYHUB_AWS_{CONNECT,ATTEMPT,OPERATION}_TIMEOUT_SECONDS` and
+    /// `KEYHUB_SIDE_EFFECT_TIMEOUT_SECONDS`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_lookup_or(get, AwsTimeouts::default())
+    }
+
+    /// Bounds for the local emulators: generous, because DynamoDB Local and
+    /// moto on a two-core machine are orders of magnitude slower than the
+    /// services, and the side-effect bound unchanged.
+    pub fn emulated() -> Self {
+        AwsTimeouts {
+            connect: Duration::from_secs(5),
+            attempt: Duration::from_secs(30),
+            operation: Duration::from_secs(60),
+            ..AwsTimeouts::default()
+        }
+    }
+
+    /// `from_lookup` with other defaults for what is unset.
+    pub fn from_lookup_or(
+        get: impl Fn(&str) -> Option<String>,
+        d: AwsTimeouts,
+    ) -> Result<Self, ConfigError> {
+        let secs = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
+            let v = number(&get, name, default.as_secs_f64())?;
+            if v <= 0.0 || v > 900.0 {
+                return Err(ConfigError(format!(
+                    "{name} must be above 0 and at most 900 seconds, not {v}"
+                )));
+            }
+            Ok(Duration::from_secs_f64(v))
+        };
+        let t = AwsTimeouts {
+            connect: secs("KEYHUB_AWS_CONNECT_TIMEOUT_SECONDS", d.connect)?,
+            attempt: secs("KEYHUB_AWS_ATTEMPT_TIMEOUT_SECONDS", d.attempt)?,
+            operation: secs("KEYHUB_AWS_OPERATION_TIMEOUT_SECONDS", d.operation)?,
+            side_effect: secs("KEYHUB_SIDE_EFFECT_TIMEOUT_SECONDS", d.side_effect)?,
+        };
+        if t.attempt > t.operation {
+            return Err(ConfigError(
+                "KEYHUB_AWS_ATTEMPT_TIMEOUT_SECONDS must not exceed KEYHUB_AWS_OPERATION_TIMEOUT_SECONDS".into(),
+            ));
+        }
+        Ok(t)
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The SDK's form of these bounds.
+    pub fn sdk(&self) -> aws_config::timeout::TimeoutConfig {
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+}
+
+/// Whether an endpoint URL is on this machine (a local emulator).
+pub fn is_loopback_url(url: &str) -> bool {
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// A non-negative number from `get`, or `default` when unset or empty.
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: f64,
+) -> Result<f64, ConfigError> {
+    match get(name) {
+        Some(v) if !v.is_empty() => v
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && *n >= 0.0)
+            .ok_or_else(|| ConfigError(format!("{name} is not a non-negative number: {v}"))),
+        _ => Ok(default),
+    }
 }
 
 /// Webhook delivery settings.
@@ -78,18 +206,7 @@ impl Config {
                 .map_err(|e| ConfigError(format!("KEYHUB_RATE_LIMITS is not valid: {e}")))?,
             _ => RateLimitPolicy::default(),
         };
-        let number = |name: &str, default: f64| -> Result<f64, ConfigError> {
-            match get(name) {
-                Some(v) if !v.is_empty() => v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|n| n.is_finite() && *n >= 0.0)
-                    .ok_or_else(|| {
-                        ConfigError(format!("{name} is not a non-negative number: {v}"))
-                    }),
-                _ => Ok(default),
-            }
-        };
+        let number = |name: &str, default: f64| number(&get, name, default);
         let defaults = CacheSettings::default();
         let key_cache = CacheSettings {
             ttl: Duration::from_secs_f64(number(
@@ -113,6 +230,19 @@ impl Config {
                 )));
             }
         };
+        let days = |name: &str, default: f64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs_f64(number(name, default)? * 86_400.0))
+        };
+        let usage_retention = days("KEYHUB_USAGE_RETENTION_DAYS", 30.0)?;
+        let usage_queue_retention = Duration::from_secs_f64(number(
+            "KEYHUB_USAGE_QUEUE_RETENTION_SECONDS",
+            DEFAULT_USAGE_QUEUE_RETENTION.as_secs_f64(),
+        )?);
+        let usage_redrive_window = days(
+            "KEYHUB_USAGE_REDRIVE_WINDOW_DAYS",
+            DEFAULT_USAGE_REDRIVE_WINDOW.as_secs_f64() / 86_400.0,
+        )?;
+        check_usage_retention(usage_retention, usage_queue_retention, usage_redrive_window)?;
         Ok(Config {
             key_prefix,
             tables: Tables {
@@ -128,9 +258,9 @@ impl Config {
             key_cache,
             rate_limit_fail_open,
             usage_queue_url: get("USAGE_QUEUE_URL").filter(|v| !v.is_empty()),
-            usage_retention: Duration::from_secs_f64(
-                number("KEYHUB_USAGE_RETENTION_DAYS", 30.0)? * 86_400.0,
-            ),
+            usage_retention,
+            usage_queue_retention,
+            usage_redrive_window,
             usage_aggregate_retention: Duration::from_secs_f64(
                 number("KEYHUB_USAGE_AGGREGATE_RETENTION_DAYS", 400.0)? * 86_400.0,
             ),
@@ -159,6 +289,7 @@ impl Config {
             rotation_period: Duration::from_secs_f64(
                 number("KEYHUB_ROTATION_PERIOD_DAYS", 90.0)? * 86_400.0,
             ),
+            aws: AwsTimeouts::from_lookup(&get)?,
             max_keys_per_account: match number(
                 "KEYHUB_MAX_KEYS_PER_ACCOUNT",
                 f64::from(crate::key::DEFAULT_MAX_KEYS_PER_ACCOUNT),
@@ -172,6 +303,36 @@ impl Config {
             },
         })
     }
+}
+
+/// The usage queue's retention in template.yaml (4 days).
+pub const DEFAULT_USAGE_QUEUE_RETENTION: Duration = Duration::from_secs(345_600);
+/// The usage dead-letter queue's retention in template.yaml (14 days): a
+/// record can be redriven until then.
+pub const DEFAULT_USAGE_REDRIVE_WINDOW: Duration = Duration::from_secs(14 * 86_400);
+
+/// A record's "already counted" marker expires `retention` after the
+/// record: if SQS can still deliver it after that (from the queue, or
+/// redriven from the dead-letter queue), it would be counted twice. So the
+/// retention must cover both; refusing to start says so plainly.
+pub fn check_usage_retention(
+    retention: Duration,
+    queue_retention: Duration,
+    redrive_window: Duration,
+) -> Result<(), ConfigError> {
+    let needed = queue_retention + redrive_window;
+    if retention < needed {
+        return Err(ConfigError(format!(
+            "KEYHUB_USAGE_RETENTION_DAYS ({:.1} days) must be at least the usage queue's retention \
+             plus the dead-letter redrive window ({:.1} + {:.1} = {:.1} days), or a record \
+             redelivered after its marker expired is counted twice",
+            retention.as_secs_f64() / 86_400.0,
+            queue_retention.as_secs_f64() / 86_400.0,
+            redrive_window.as_secs_f64() / 86_400.0,
+            needed.as_secs_f64() / 86_400.0,
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -222,6 +383,60 @@ mod tests {
         let mut env = BASE.to_vec();
         env.push(("KEYHUB_AUTH_CACHE_TTL_SECONDS", "-1"));
         assert!(Config::from_lookup(lookup(&env)).is_err());
+    }
+
+    #[test]
+    fn aws_calls_are_bounded_by_default_and_configurably() {
+        let c = Config::from_lookup(lookup(&BASE)).unwrap();
+        assert_eq!(c.aws, AwsTimeouts::default());
+        assert!(c.aws.operation <= Duration::from_secs(5));
+        assert!(c.aws.side_effect <= Duration::from_secs(2));
+        let sdk = c.aws.sdk();
+        assert_eq!(sdk.operation_timeout(), Some(c.aws.operation));
+        assert_eq!(sdk.operation_attempt_timeout(), Some(c.aws.attempt));
+        assert_eq!(sdk.connect_timeout(), Some(c.aws.connect));
+        let mut env = BASE.to_vec();
+        env.extend([
+            ("KEYHUB_AWS_OPERATION_TIMEOUT_SECONDS", "8"),
+            ("KEYHUB_SIDE_EFFECT_TIMEOUT_SECONDS", "0.25"),
+        ]);
+        let c = Config::from_lookup(lookup(&env)).unwrap();
+        assert_eq!(c.aws.operation, Duration::from_secs(8));
+        assert_eq!(c.aws.side_effect, Duration::from_millis(250));
+        for (name, bad) in [
+            ("KEYHUB_AWS_ATTEMPT_TIMEOUT_SECONDS", "0"),
+            ("KEYHUB_AWS_ATTEMPT_TIMEOUT_SECONDS", "10"),
+            ("KEYHUB_AWS_CONNECT_TIMEOUT_SECONDS", "soon"),
+        ] {
+            let mut env = BASE.to_vec();
+            env.push((name, bad));
+            let err = Config::from_lookup(lookup(&env)).unwrap_err().to_string();
+            assert!(err.contains("KEYHUB_AWS_"), "{name}={bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn only_endpoints_on_this_machine_count_as_emulators() {
+        assert!(is_loopback_url("http://127.0.0.1:8000"));
+        assert!(is_loopback_url("http://localhost:4566/"));
+        assert!(is_loopback_url("http://[::1]:8000"));
+        assert!(!is_loopback_url("https://dynamodb.us-east-1.amazonaws.com"));
+        assert!(!is_loopback_url("nonsense"));
+        assert!(AwsTimeouts::emulated().operation > AwsTimeouts::default().operation);
+    }
+
+    #[test]
+    fn a_usage_retention_shorter_than_redelivery_is_refused() {
+        let c = Config::from_lookup(lookup(&BASE)).unwrap();
+        assert!(c.usage_retention >= c.usage_queue_retention + c.usage_redrive_window);
+        let mut env = BASE.to_vec();
+        env.push(("KEYHUB_USAGE_RETENTION_DAYS", "7"));
+        let err = Config::from_lookup(lookup(&env)).unwrap_err().to_string();
+        assert!(err.contains("KEYHUB_USAGE_RETENTION_DAYS"), "{err}");
+        assert!(err.contains("counted twice"), "{err}");
+        // A shorter redrive window makes room for a shorter retention.
+        env.push(("KEYHUB_USAGE_REDRIVE_WINDOW_DAYS", "2"));
+        assert!(Config::from_lookup(lookup(&env)).is_ok());
     }
 
     #[test]

@@ -127,7 +127,12 @@ impl Guard {
             "reset": state.reset,
         });
         let event = Event::new("rate_limit.exceeded", &p.account_id, data, now);
-        match store.announce_rate_limit(counter_key, &event).await {
+        // The marker lives as long as the counter: one window past its end.
+        let expires_at = state.reset + state.window.seconds();
+        match store
+            .announce_rate_limit(counter_key, expires_at, &event)
+            .await
+        {
             Ok(true) => bus.publish(&[event]).await,
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "rate_limit.exceeded not recorded"),

@@ -8,12 +8,13 @@
 //! higher for a moment and is denied too, never let through over the limit.
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use futures::future::join_all;
 
 use crate::limits::{Limits, Window};
-use crate::store::{StoreError, classify};
+use crate::store::{StoreError, classify, is_throttling_code};
 use crate::time::Timestamp;
 
 /// One counter to take: who, which window, how many are allowed.
@@ -100,6 +101,9 @@ enum Taken {
     Refused {
         announced: bool,
     },
+    /// DynamoDB throttled the counter (after the SDK's retries): the
+    /// counter is hot, which only traffic far over any limit makes.
+    Throttled,
 }
 
 impl Limiter {
@@ -148,6 +152,7 @@ impl Limiter {
                 Some(UpdateItemError::ConditionalCheckFailedException(c)) => Ok(Taken::Refused {
                     announced: c.item().is_some_and(|i| i.contains_key("announced")),
                 }),
+                Some(se) if se.code().is_some_and(is_throttling_code) => Ok(Taken::Throttled),
                 _ => Err(classify(e)),
             },
         }
@@ -178,6 +183,7 @@ impl Limiter {
         let mut refused = Vec::new();
         let mut unannounced = None;
         let mut counted = Vec::new();
+        let mut throttled = None;
         let mut failure = None;
         for (check, result) in checks.iter().zip(results) {
             let reset = window_start(check.window, now) + check.window.seconds();
@@ -208,11 +214,31 @@ impl Limiter {
                     }
                     refused.push(state);
                 }
+                Ok(Taken::Throttled) => {
+                    throttled.get_or_insert(WindowState {
+                        window: check.window,
+                        limit: check.limit,
+                        remaining: 0,
+                        reset,
+                    });
+                }
                 Err(e) => failure = Some(e),
             }
         }
-        if failure.is_some() || !refused.is_empty() {
+        if failure.is_some() || !refused.is_empty() || throttled.is_some() {
             join_all(counted.iter().map(|c| self.give_back(c, now))).await;
+        }
+        // Throttling is not an outage: the limits still hold, so a
+        // fail-open deployment does not let a hot key through unmetered.
+        // Refused, it may try again in a second.
+        if let Some(state) = throttled
+            && refused.is_empty()
+        {
+            return Ok(Outcome::Denied {
+                state,
+                retry_after: 1,
+                unannounced: None,
+            });
         }
         if let Some(e) = failure {
             return Err(e);

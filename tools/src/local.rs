@@ -111,11 +111,10 @@ impl LocalStack {
 
     /// The webhook queue as the functions use it.
     pub fn event_bus(&self) -> Option<EventBus> {
-        self.config
-            .webhooks
-            .queue_url
-            .clone()
-            .map(|url| EventBus::new(self.store.clone(), self.sqs.clone(), url))
+        self.config.webhooks.queue_url.clone().map(|url| {
+            EventBus::new(self.store.clone(), self.sqs.clone(), url)
+                .with_publish_timeout(self.config.aws.side_effect)
+        })
     }
 
     /// What the webhook function's `main.rs` builds.
@@ -172,11 +171,9 @@ impl LocalStack {
             self.store.client().clone(),
             self.config.tables.counters.clone(),
         );
-        let usage = self
-            .config
-            .usage_queue_url
-            .clone()
-            .map(|url| UsageSink::new(self.sqs.clone(), url));
+        let usage = self.config.usage_queue_url.clone().map(|url| {
+            UsageSink::new(self.sqs.clone(), url).with_timeout(self.config.aws.side_effect)
+        });
         keyhub_example::Deps {
             guard: Guard::new(
                 limiter,

@@ -14,6 +14,16 @@ use aws_sdk_sqs::types::{
 
 use crate::Error;
 
+/// A long poll waits up to `wait` by design: the stack's short call bounds
+/// (`AwsTimeouts`) would cut it off, and a receive cut off after SQS handed
+/// out its messages hides them for the whole visibility timeout.
+fn long_poll_timeouts(wait: Duration) -> aws_sdk_sqs::config::timeout::TimeoutConfig {
+    aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(wait + Duration::from_secs(10))
+        .operation_timeout(wait + Duration::from_secs(20))
+        .build()
+}
+
 #[derive(Clone)]
 pub struct SqsSource {
     pub sqs: aws_sdk_sqs::Client,
@@ -63,6 +73,10 @@ impl SqsSource {
             .wait_time_seconds(wait.as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .set_visibility_timeout(self.visibility_timeout)
+            .customize()
+            .config_override(
+                aws_sdk_sqs::config::Builder::default().timeout_config(long_poll_timeouts(wait)),
+            )
             .send()
             .await?;
         let messages = out.messages.unwrap_or_default();

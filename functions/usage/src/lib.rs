@@ -1,7 +1,9 @@
 //! The usage function: aggregates a batch of usage records from SQS into
 //! DynamoDB. A record that cannot be parsed is logged and dropped (retrying
-//! cannot fix it); a record whose write failed is reported in
-//! `batchItemFailures`, so only it comes back.
+//! cannot fix it); a record whose write failed (its pack stayed contended,
+//! DynamoDB was out, or DynamoDB refuses the record itself) is reported in
+//! `batchItemFailures`, so only it comes back, and is counted once when it
+//! does.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use std::sync::Mutex;

@@ -25,13 +25,14 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::{Store, StoreError, classify};
+use super::{
+    Store, StoreError, TX_ATTEMPTS, TxFailure, backoff, classify, classify_transaction, random_unit,
+};
 use crate::time::{self, Timestamp};
 use crate::usage::{self, Tally, UsageRecord};
 
 /// DynamoDB's limit on the actions of one transaction.
 const MAX_ITEMS: usize = 100;
-const ATTEMPTS: usize = 6;
 
 type EndpointKey = (String, String, String);
 /// A DynamoDB item as the SDK gives it.
@@ -323,10 +324,15 @@ impl Store {
     }
 
     /// One transaction's worth. Duplicates, deleted keys and stale maxima are
-    /// taken out and the rest retried; throttling is retried with backoff; a
-    /// write DynamoDB refuses outright (a corrupt item) splits the pack in
+    /// taken out and the rest retried. A conflict with another transaction
+    /// (a key update racing this pack) or throttling is retried with
+    /// jittered backoff; if it persists, or DynamoDB cannot be reached, the
+    /// whole pack is reported failed, to come back from SQS (nothing of it
+    /// was written, and its markers keep the redelivery from counting
+    /// twice). Only a write DynamoDB refuses as invalid splits the pack in
     /// halves, so that in the end only the records that cannot be written
-    /// fail.
+    /// fail: bisecting a conflict would turn a passing contention into
+    /// single records failing until they reach the dead-letter queue.
     fn apply_pack<'a>(
         &'a self,
         mut live: Vec<(usize, &'a UsageRecord)>,
@@ -337,7 +343,7 @@ impl Store {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             let mut skip = Exclusions::default();
-            let mut attempt = 0;
+            let mut attempt: u32 = 0;
             while !live.is_empty() {
                 let built = match maxima.lock() {
                     Ok(known) => {
@@ -431,31 +437,43 @@ impl Store {
                 if resolved {
                     continue;
                 }
-                let refused = reasons
-                    .iter()
-                    .any(|(c, _)| c.as_deref() == Some("ValidationError"))
-                    || matches!(classify(err), StoreError::Internal(_));
-                if refused {
-                    if live.len() == 1 {
-                        tracing::error!(record = live[0].0, "a usage record cannot be written");
-                        outcome.failed.push(live[0].0);
+                match classify_transaction(err) {
+                    // Only a write DynamoDB refuses as written is isolated:
+                    // halving finds the record(s) that cannot be written.
+                    TxFailure::Invalid(reason) => {
+                        if live.len() == 1 {
+                            tracing::error!(record = live[0].0, %reason, "a usage record cannot be written");
+                            outcome.failed.push(live[0].0);
+                            return;
+                        }
+                        let right = live.split_off(live.len() / 2);
+                        self.apply_pack(live, retention, aggregate_retention, maxima, outcome)
+                            .await;
+                        self.apply_pack(right, retention, aggregate_retention, maxima, outcome)
+                            .await;
                         return;
                     }
-                    let right = live.split_off(live.len() / 2);
-                    self.apply_pack(live, retention, aggregate_retention, maxima, outcome)
-                        .await;
-                    self.apply_pack(right, retention, aggregate_retention, maxima, outcome)
-                        .await;
-                    return;
+                    // Another transaction held an item (a key update, another
+                    // consumer), or throttling: the same pack, a moment later.
+                    TxFailure::Retryable(reason) if attempt + 1 < TX_ATTEMPTS => {
+                        attempt += 1;
+                        tracing::warn!(attempt, %reason, "usage transaction contended; retrying");
+                        tokio::time::sleep(backoff(attempt, random_unit())).await;
+                    }
+                    // Still contended, an outage (the SDK has retried it), or
+                    // anything else: nothing of the pack was written, so all
+                    // of it goes back to SQS to be redelivered, and its
+                    // markers keep a later success from counting twice.
+                    other => {
+                        tracing::warn!(
+                            records = live.len(),
+                            error = %other.into_store_error(),
+                            "usage pack not applied; SQS will redeliver it"
+                        );
+                        outcome.failed.extend(live.iter().map(|(i, _)| *i));
+                        return;
+                    }
                 }
-                attempt += 1;
-                if attempt >= ATTEMPTS {
-                    outcome.failed.extend(live.iter().map(|(i, _)| *i));
-                    return;
-                }
-                tracing::warn!(attempt, "usage transaction not applied; retrying");
-                let backoff = Duration::from_millis(20 * (1 << attempt) as u64);
-                tokio::time::sleep(backoff + Duration::from_millis(jitter_ms(attempt))).await;
             }
         })
     }
@@ -576,12 +594,6 @@ fn packs(sorted: Vec<(usize, &UsageRecord)>) -> Vec<Vec<(usize, &UsageRecord)>> 
         out.push(pack);
     }
     out
-}
-
-fn jitter_ms(attempt: usize) -> u64 {
-    let mut b = [0u8; 1];
-    let _ = getrandom::fill(&mut b);
-    u64::from(b[0]) % (10 * (attempt as u64 + 1))
 }
 
 /// Seconds since the epoch of an hour string, for callers building ranges.

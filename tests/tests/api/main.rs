@@ -12,6 +12,7 @@ mod openapi;
 mod paging;
 mod python;
 mod ratelimits;
+mod resilience;
 mod rotation;
 mod sam;
 mod smoke;

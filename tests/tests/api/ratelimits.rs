@@ -307,3 +307,74 @@ async fn verify_answers_for_keys_of_the_callers_account_and_meters_them() {
         .await;
     assert_eq!(r.code(), "insufficient_scope");
 }
+
+/// A DynamoDB on 127.0.0.1 that answers every call with `status` and the
+/// error `error_type`: (its URL).
+async fn failing_dynamodb(status: u16, error_type: &'static str) -> String {
+    let body = json!({
+        "__type": format!("com.amazonaws.dynamodb.v20120810#{error_type}"),
+        "message": "answered by the test's failing DynamoDB",
+    })
+    .to_string();
+    let router = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move {
+            (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                [("content-type", "application/x-amz-json-1.0")],
+                body,
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    url
+}
+
+async fn limiter_at(url: &str) -> Limiter {
+    let sdk = crate::helpers::sdk_config().await;
+    let conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .endpoint_url(url)
+        .build();
+    Limiter::new(
+        aws_sdk_dynamodb::Client::from_conf(conf),
+        "t-counters".into(),
+    )
+}
+
+#[tokio::test]
+async fn a_throttled_counter_refuses_and_only_an_outage_fails_open() {
+    let check = [Check {
+        subject: "k#key_0000000000000000000001".into(),
+        window: Window::Minute,
+        limit: 100,
+    }];
+    let now = keyhub::time::now();
+    // Throttling means the counter is hot: far over any limit. Refused (429
+    // with Retry-After), even in a fail-open deployment, which lets requests
+    // through only when the counters are out of reach.
+    let hot =
+        limiter_at(&failing_dynamodb(400, "ProvisionedThroughputExceededException").await).await;
+    match hot.hit(&check, now).await {
+        Ok(Outcome::Denied {
+            retry_after,
+            unannounced,
+            ..
+        }) => {
+            assert_eq!(retry_after, 1);
+            assert!(unannounced.is_none(), "throttling is not announced");
+        }
+        other => panic!("a throttled counter should refuse, not {other:?}"),
+    }
+    let down = limiter_at(&failing_dynamodb(500, "InternalServerError").await).await;
+    assert!(
+        matches!(
+            down.hit(&check, now).await,
+            Err(keyhub::store::StoreError::Unavailable(_))
+        ),
+        "an outage is an error, which fail-open lets through"
+    );
+}

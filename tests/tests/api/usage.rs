@@ -275,6 +275,88 @@ async fn statistics_match_a_hand_count_over_mixed_traffic() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
+/// Hands a batch to the usage function until it reports nothing failed, as
+/// SQS would redeliver the reported items; returns the number of rounds.
+async fn handle_until_done(deps: &keyhub_usage::Deps, bodies: Vec<String>) -> usize {
+    let mut pending = bodies;
+    for round in 1..=30 {
+        let resp = keyhub_usage::handle(deps, event(&pending)).await;
+        let failed: Vec<usize> = resp
+            .batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.strip_prefix('m')?.parse().ok())
+            .collect();
+        if failed.is_empty() {
+            return round;
+        }
+        pending = failed.iter().map(|&i| pending[i].clone()).collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("usage records still failing after 30 redeliveries");
+}
+
+#[tokio::test]
+async fn a_key_update_racing_usage_aggregation_never_fails_and_nothing_is_lost() {
+    // Every transaction first meets another one holding its items, twice:
+    // what a key update racing the usage writer (or two consumers) sees.
+    let (url, armed) = crate::resilience::contended_dynamodb(2).await;
+    let app = crate::resilience::spawn_through(crate::resilience::Behind::DynamoDb, &url).await;
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = app
+        .prompt(
+            reqwest::Method::POST,
+            "/api/v1/api-keys",
+            Some(json!({"name": "raced"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let deps = app.stack.usage_deps();
+    let (batches, per_batch, patches) = (8, 10, 16);
+    let usage = futures::future::join_all((0..batches).map(|b| {
+        let bodies: Vec<String> = (0..per_batch)
+            .map(|i| {
+                serde_json::to_string(&record(&id, &format!("race-{b}-{i}"), 200, "/x")).unwrap()
+            })
+            .collect();
+        handle_until_done(&deps, bodies)
+    }));
+    let path = format!("/api/v1/api-keys/{id}");
+    let updates = futures::future::join_all((0..patches).map(|i| {
+        let path = path.clone();
+        let app = &app;
+        async move {
+            app.prompt(
+                reqwest::Method::PATCH,
+                &path,
+                Some(json!({"name": format!("raced {i}")})),
+            )
+            .await
+        }
+    }));
+    let (rounds, answers) = tokio::join!(usage, updates);
+    for r in &answers {
+        assert!(
+            r.status == StatusCode::OK || r.status == StatusCode::CONFLICT,
+            "a PATCH racing usage answered {}: {}",
+            r.status,
+            r.body
+        );
+    }
+    assert!(answers.iter().any(|r| r.status == StatusCode::OK));
+    assert_eq!(
+        rounds,
+        vec![1; batches],
+        "a contended batch is retried in place, not bounced back to SQS record by record"
+    );
+    let stored = app.stack.store.get_key(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.usage_count,
+        (batches * per_batch) as u64,
+        "every record counted exactly once"
+    );
+}
+
 #[tokio::test]
 async fn every_range_a_schema_allows_has_an_answer() {
     let app = spawn_app().await;
