@@ -96,13 +96,16 @@ async fn attempt(deps: &Deps, endpoint: &Endpoint, delivery: &Delivery) -> Resul
                 .post(&endpoint.url, headers, delivery.payload.clone())
                 .await
         }
-        Err(e) => crate::client::Answer {
-            status: None,
-            retry_after: None,
-            body: None,
-            error: Some(e),
-            latency: Duration::ZERO,
-        },
+        Err(e) => {
+            tracing::error!(error = %e, "webhook not signed");
+            crate::client::Answer {
+                status: None,
+                retry_after: None,
+                body: None,
+                error: Some(crate::client::class::SIGNING_FAILED.to_string()),
+                latency: Duration::ZERO,
+            }
+        }
     };
     let verdict = webhook::judge(answer.status, answer.retry_after.as_deref(), now);
     let delay = match verdict {
@@ -261,6 +264,12 @@ async fn handle_delivery(
     let Some(delivery) = deps.store.get_delivery(endpoint_id, delivery_id).await? else {
         return Ok(Ack::Done);
     };
+    // A message naming another account's delivery is not to be believed:
+    // nothing is sent, and nothing (cancelling it) is done to that delivery.
+    if delivery.account_id != account_id || delivery.endpoint_id != endpoint_id {
+        tracing::warn!(%delivery_id, "dropping a delivery message that names the wrong account");
+        return Ok(Ack::Done);
+    }
     if delivery.status != DeliveryStatus::Pending {
         return Ok(Ack::Done);
     }
@@ -293,6 +302,10 @@ async fn handle_message(deps: &Deps, message: &SqsMessage) -> Option<Duration> {
             return None;
         }
     };
+    if let Err(reason) = parsed.check() {
+        tracing::warn!(message_id = ?message.message_id, reason, "dropping a malformed webhook message");
+        return None;
+    }
     match parsed {
         WebhookMessage::Event { event, endpoint_id } => {
             match handle_event(deps, &event, endpoint_id.as_deref()).await {

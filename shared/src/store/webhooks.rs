@@ -1,9 +1,11 @@
 //! Webhook endpoints (under their account), deliveries (under their
 //! endpoint, newest last by id) and the event outbox.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
+};
 
-use super::{Store, StoreError, classify, from_item, to_item};
+use super::{Store, StoreError, TxFailure, classify, from_item, to_item};
 use crate::events::Event;
 use crate::time::{self, Timestamp};
 use crate::webhook::{Attempt, Delivery, DeliveryStatus, Endpoint};
@@ -36,6 +38,18 @@ pub struct EndpointPatch {
     pub is_active: Option<bool>,
 }
 
+/// Endpoints an account may have.
+pub const MAX_ENDPOINTS: u32 = 20;
+
+/// The item counting an account's endpoints (beside them, outside `ep#`).
+fn endpoint_count_key(account_id: &str) -> (String, String) {
+    (format!("a#{account_id}"), "count#endpoints".to_string())
+}
+
+fn build_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
 /// Where a page of deliveries ends.
 pub type DeliveryCursor = Option<String>;
 
@@ -59,22 +73,114 @@ impl Store {
         out.item.map(from_item).transpose()
     }
 
-    #[tracing::instrument(skip_all, fields(endpoint_id = %endpoint.id))]
-    pub async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
-        self.client
-            .put_item()
+    /// The account's endpoint count, as its counter item holds it.
+    async fn endpoint_count(&self, account_id: &str) -> Result<Option<u64>, StoreError> {
+        let (pk, sk) = endpoint_count_key(account_id);
+        let out = self
+            .client
+            .get_item()
             .table_name(&self.tables.webhooks)
-            .set_item(Some(to_item(endpoint)?))
-            .condition_expression("attribute_not_exists(sk)")
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
             .send()
             .await
-            .map_err(|e| {
-                conditional(
-                    e,
-                    StoreError::Conflict("an endpoint with this id exists".into()),
+            .map_err(classify)?;
+        Ok(out
+            .item
+            .as_ref()
+            .and_then(|i| i.get("n"))
+            .and_then(|n| n.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .map(|n| n.max(0) as u64))
+    }
+
+    /// Creates an endpoint unless its account has `MAX_ENDPOINTS` already.
+    /// The count is an item of its own, raised under `n < MAX` in the same
+    /// transaction as the endpoint's put, so that concurrent creations
+    /// cannot overshoot the cap the way a count-then-put would. An account
+    /// from before the counter gets one, from its endpoints, on its next
+    /// creation.
+    #[tracing::instrument(skip_all, fields(endpoint_id = %endpoint.id))]
+    pub async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        let full = || {
+            StoreError::Conflict(format!(
+                "an account has at most {MAX_ENDPOINTS} webhook endpoints"
+            ))
+        };
+        let (pk, sk) = endpoint_count_key(&endpoint.account_id);
+        for _ in 0..3 {
+            let counter = match self.endpoint_count(&endpoint.account_id).await? {
+                Some(_) => TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(&self.tables.webhooks)
+                            .key("pk", s(&pk))
+                            .key("sk", s(&sk))
+                            .update_expression("ADD n :one")
+                            .condition_expression("n < :max")
+                            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                            .expression_attribute_values(
+                                ":max",
+                                AttributeValue::N(MAX_ENDPOINTS.to_string()),
+                            )
+                            .build()
+                            .map_err(build_err)?,
+                    )
+                    .build(),
+                None => {
+                    let existing = self.list_endpoints(&endpoint.account_id).await?.len();
+                    if existing >= MAX_ENDPOINTS as usize {
+                        return Err(full());
+                    }
+                    TransactWriteItem::builder()
+                        .put(
+                            Put::builder()
+                                .table_name(&self.tables.webhooks)
+                                .item("pk", s(&pk))
+                                .item("sk", s(&sk))
+                                .item("n", AttributeValue::N((existing + 1).to_string()))
+                                .condition_expression("attribute_not_exists(pk)")
+                                .build()
+                                .map_err(build_err)?,
+                        )
+                        .build()
+                }
+            };
+            let put = TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.tables.webhooks)
+                        .set_item(Some(to_item(endpoint)?))
+                        .condition_expression("attribute_not_exists(sk)")
+                        .build()
+                        .map_err(build_err)?,
                 )
-            })?;
-        Ok(())
+                .build();
+            match self.transact(vec![counter, put]).await {
+                Ok(()) => return Ok(()),
+                Err(TxFailure::Conditions(failed)) if failed.get(1) == Some(&true) => {
+                    return Err(StoreError::Conflict(
+                        "an endpoint with this id exists".into(),
+                    ));
+                }
+                // The counter moved since it was read: at the cap, or made
+                // by a concurrent creation; read it again.
+                Err(TxFailure::Conditions(_)) => {
+                    if self
+                        .endpoint_count(&endpoint.account_id)
+                        .await?
+                        .is_some_and(|n| n >= u64::from(MAX_ENDPOINTS))
+                    {
+                        return Err(full());
+                    }
+                }
+                Err(other) => return Err(other.into_store_error()),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the endpoint count kept changing".into(),
+        ))
     }
 
     #[tracing::instrument(skip(self))]
@@ -169,19 +275,53 @@ impl Store {
         from_item(out.attributes.unwrap_or_default())
     }
 
+    /// Deletes an endpoint and lowers its account's count with it.
     #[tracing::instrument(skip(self))]
     pub async fn delete_endpoint(&self, account_id: &str, id: &str) -> Result<(), StoreError> {
         let (pk, sk) = Endpoint::keys(account_id, id);
-        self.client
-            .delete_item()
+        let (count_pk, count_sk) = endpoint_count_key(account_id);
+        let delete = Delete::builder()
             .table_name(&self.tables.webhooks)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+            .key("pk", s(&pk))
+            .key("sk", s(&sk))
             .condition_expression("attribute_exists(sk)")
-            .send()
-            .await
-            .map_err(|e| conditional(e, StoreError::NotFound))?;
-        Ok(())
+            .build()
+            .map_err(build_err)?;
+        let lower = Update::builder()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(count_pk))
+            .key("sk", s(count_sk))
+            .update_expression("ADD n :minus")
+            .condition_expression("n > :zero")
+            .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .build()
+            .map_err(build_err)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().update(lower).build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(TxFailure::Conditions(failed)) if failed.first() == Some(&true) => {
+                Err(StoreError::NotFound)
+            }
+            // No counter yet (an account from before it): its first
+            // creation counts what is left.
+            Err(TxFailure::Conditions(_)) => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.tables.webhooks)
+                    .key("pk", s(pk))
+                    .key("sk", s(sk))
+                    .condition_expression("attribute_exists(sk)")
+                    .send()
+                    .await
+                    .map_err(|e| conditional(e, StoreError::NotFound))?;
+                Ok(())
+            }
+            Err(other) => Err(other.into_store_error()),
+        }
     }
 
     /// Installs a new sealed secret, keeping the current one as the previous

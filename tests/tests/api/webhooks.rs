@@ -373,7 +373,7 @@ async fn private_addresses_are_refused_on_the_address_connected_to() {
             .unwrap();
     let a = client.post(&url, Default::default(), "{}".into()).await;
     assert_eq!(a.status, None);
-    assert!(a.error.unwrap().contains("refused"));
+    assert_eq!(a.error.as_deref(), Some("blocked_address"));
     // ...and a name is refused at resolution, whatever address it has.
     use reqwest::dns::Resolve;
     let resolver = keyhub_webhooks::client::PolicyResolver { policy: strict };
@@ -808,4 +808,163 @@ async fn a_429_with_retry_after_is_retried_after_what_the_receiver_asked() {
         "retried after {gap:?}, not after Retry-After"
     );
     assert_eq!(header(&got[0], "webhook-id"), header(&got[1], "webhook-id"));
+}
+
+#[tokio::test]
+async fn the_delivery_log_names_error_classes_not_addresses_or_ports() {
+    // A port nothing listens on: the raw error would say so, and where.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let allowed = keyhub::netpolicy::AddressPolicy::parse("127.0.0.0/8", true).unwrap();
+    let client =
+        keyhub_webhooks::client::DeliveryClient::new(allowed, Duration::from_secs(2)).unwrap();
+    let a = client
+        .post(
+            &format!("http://127.0.0.1:{closed}/hook"),
+            Default::default(),
+            "{}".into(),
+        )
+        .await;
+    assert_eq!(a.status, None);
+    assert_eq!(a.error.as_deref(), Some("connection_refused"));
+    let a = client
+        .post(
+            "http://no-such-host.invalid/hook",
+            Default::default(),
+            "{}".into(),
+        )
+        .await;
+    assert_eq!(a.error.as_deref(), Some("dns_failure"));
+    let strict = keyhub::netpolicy::AddressPolicy::parse("", true).unwrap();
+    let client =
+        keyhub_webhooks::client::DeliveryClient::new(strict, Duration::from_secs(2)).unwrap();
+    let a = client
+        .post("http://localhost:9/hook", Default::default(), "{}".into())
+        .await;
+    assert_eq!(a.error.as_deref(), Some("blocked_address"));
+}
+
+#[tokio::test]
+async fn an_account_never_gets_more_than_twenty_endpoints_even_at_once() {
+    let app = spawn_app_with(&webhook_env("0.01")).await;
+    let created = futures::future::join_all((0..26).map(|i| {
+        app.post(
+            "/api/v1/webhooks",
+            &app.admin_key,
+            json!({"url": format!("https://hooks{i}.example.com/k"), "events": ["*"]}),
+        )
+    }))
+    .await;
+    let ok = created
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(
+        ok,
+        20,
+        "{:?}",
+        created.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for r in created.iter().filter(|r| r.status != StatusCode::CREATED) {
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    }
+    let list = app.get("/api/v1/webhooks", &app.admin_key).await;
+    assert_eq!(list.body["webhooks"].as_array().unwrap().len(), 20);
+    // Deleting one makes room for exactly one.
+    let first = created
+        .iter()
+        .find(|r| r.status == StatusCode::CREATED)
+        .unwrap();
+    let id = first.body["id"].as_str().unwrap();
+    let r = app
+        .delete(&format!("/api/v1/webhooks/{id}"), &app.admin_key)
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let body = json!({"url": "https://again.example.com/k", "events": ["*"]});
+    let r = app
+        .post("/api/v1/webhooks", &app.admin_key, body.clone())
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = app.post("/api/v1/webhooks", &app.admin_key, body).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_url_over_2048_characters_is_refused_with_a_reason() {
+    let app = spawn_app_with(&webhook_env("0.01")).await;
+    let base = "https://hooks.example.com/";
+    let long = format!("{base}{}", "a".repeat(2049 - base.len()));
+    let r = app
+        .post(
+            "/api/v1/webhooks",
+            &app.admin_key,
+            json!({"url": long, "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.code(), "invalid_request");
+    assert_eq!(r.body["error"]["details"]["field"], "url");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2048"),
+        "{}",
+        r.body
+    );
+    let ok = format!("{base}{}", "a".repeat(2048 - base.len()));
+    let r = app
+        .post(
+            "/api/v1/webhooks",
+            &app.admin_key,
+            json!({"url": ok, "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_forged_or_malformed_queue_message_sends_nothing_and_changes_nothing() {
+    // Retries far off: the delivery stays pending after its first attempt.
+    let app = spawn_app_with(&webhook_env("100")).await;
+    let (url, rx) = start_receiver(vec![Reply::status(500)]).await;
+    let (wh, _) = app.webhook(&url, &["api_key.created"]).await;
+    app.create_key(json!({"name": "watched"})).await;
+    assert!(
+        app.pump_webhooks_until(Duration::from_secs(20), || !rx.requests().is_empty())
+            .await
+    );
+    let list = app
+        .get(&format!("/api/v1/webhooks/{wh}/deliveries"), &app.admin_key)
+        .await;
+    let dlv = list.body["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (other, _) = app.other_account().await;
+    let forged = keyhub::eventbus::WebhookMessage::Delivery {
+        account_id: other,
+        endpoint_id: wh.clone(),
+        delivery_id: dlv.clone(),
+    };
+    let malformed = json!({"type": "delivery", "account_id": app.account_id,
+        "endpoint_id": "wh_x", "delivery_id": dlv})
+    .to_string();
+    let deps = app.stack.webhook_deps().unwrap();
+    let resp = keyhub_webhooks::handle(
+        &deps,
+        sqs_event(vec![serde_json::to_string(&forged).unwrap(), malformed]),
+    )
+    .await;
+    assert!(resp.batch_item_failures.is_empty(), "dropped, not retried");
+    assert_eq!(rx.requests().len(), 1, "nothing more was sent");
+    let d = app
+        .get(
+            &format!("/api/v1/webhooks/{wh}/deliveries/{dlv}"),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(d.body["status"], "pending", "{}", d.body);
 }
