@@ -129,37 +129,32 @@ impl Authority<'_> {
     /// New overrides for an existing key (`Limits::default()`: back to the
     /// deployment's defaults).
     pub fn change_limits(&self, target: &KeyRecord, to: Limits) -> Result<(), ApiError> {
+        let next = to.or(self.key_default);
         if target.id == self.caller.id {
-            let current = target.rate_limits.or(self.key_default);
-            let next = to.or(self.key_default);
-            let raises = Window::ALL
-                .into_iter()
-                .any(|w| match (current.get(w), next.get(w)) {
-                    (Some(c), Some(n)) => n > c,
-                    (Some(_), None) => true,
-                    (None, _) => false,
-                });
-            if raises {
+            if above(&next, &target.rate_limits.or(self.key_default)) {
                 return Err(ApiError::Conflict(
                     "a key cannot raise its own rate limits; use another key".into(),
                 ));
             }
             return Ok(());
         }
-        if self.is_admin() {
-            return Ok(());
+        if self.is_admin() || !above(&next, &self.caller.rate_limits.or(self.key_default)) {
+            Ok(())
+        } else {
+            Err(needs_admin())
         }
-        let own = self.caller.rate_limits.or(self.key_default);
-        let next = to.or(self.key_default);
-        let above = Window::ALL
-            .into_iter()
-            .any(|w| match (own.get(w), next.get(w)) {
-                (Some(cap), Some(n)) => n > cap,
-                (Some(_), None) => true,
-                (None, _) => false,
-            });
-        if above { Err(needs_admin()) } else { Ok(()) }
     }
+}
+
+/// Whether `limits` go past `cap` in any window (no limit is past any).
+fn above(limits: &Limits, cap: &Limits) -> bool {
+    Window::ALL
+        .into_iter()
+        .any(|w| match (cap.get(w), limits.get(w)) {
+            (Some(c), Some(n)) => n > c,
+            (Some(_), None) => true,
+            (None, _) => false,
+        })
 }
 
 fn refuse_revival(target: &KeyRecord, now: Timestamp) -> Result<(), ApiError> {

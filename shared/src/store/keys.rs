@@ -50,10 +50,7 @@ impl Store {
         max_keys: u32,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        let put = Put::builder()
-            .table_name(&self.tables.keys)
-            .set_item(Some(to_item(record)?))
-            .condition_expression("attribute_not_exists(id)");
+        let put = self.new_key(record)?;
         let count = self
             .count_key(&record.account_id, 1)
             .condition_expression(
@@ -82,14 +79,22 @@ impl Store {
     /// and the admin CLI always go through `put_key` or `create_account`.
     #[tracing::instrument(skip_all, fields(key_id = %record.id))]
     pub async fn put_key_uncounted(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        let put = Put::builder()
-            .table_name(&self.tables.keys)
-            .set_item(Some(to_item(record)?))
-            .condition_expression("attribute_not_exists(id)");
+        let put = self.new_key(record)?;
         let item = TransactWriteItem::builder()
             .put(built(put.build())?)
             .build();
         self.commit(vec![item], &[]).await.map_err(|(e, _)| e)
+    }
+
+    /// The write of a key that must not exist yet.
+    fn new_key(
+        &self,
+        record: &KeyRecord,
+    ) -> Result<aws_sdk_dynamodb::types::builders::PutBuilder, StoreError> {
+        Ok(Put::builder()
+            .table_name(&self.tables.keys)
+            .set_item(Some(to_item(record)?))
+            .condition_expression("attribute_not_exists(id)"))
     }
 
     /// Moves the account's key count by `by` (the cap's bookkeeping).
@@ -305,10 +310,7 @@ impl Store {
         now: Timestamp,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        let put = Put::builder()
-            .table_name(&self.tables.keys)
-            .set_item(Some(to_item(new)?))
-            .condition_expression("attribute_not_exists(id)");
+        let put = self.new_key(new)?;
         // A rotated key is no longer due for rotation, and owes an expiry event.
         let retire = Update::builder()
             .table_name(&self.tables.keys)
