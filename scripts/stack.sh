@@ -129,6 +129,11 @@ run() {
     log "DynamoDB Local on $AWS_ENDPOINT_URL_DYNAMODB, moto on $AWS_ENDPOINT_URL_SQS"
   fi
   export AWS_ENDPOINT_URL_SECRETS_MANAGER=${AWS_ENDPOINT_URL_SECRETS_MANAGER:-$AWS_ENDPOINT_URL_SQS}
+  # DynamoDB Local and moto on a small machine answer a burst of a few
+  # hundred requests in seconds: bounds for them, not for AWS (1 s / 2 s / 3 s).
+  export KEYHUB_AWS_CONNECT_TIMEOUT_SECONDS=${KEYHUB_AWS_CONNECT_TIMEOUT_SECONDS:-5}
+  export KEYHUB_AWS_ATTEMPT_TIMEOUT_SECONDS=${KEYHUB_AWS_ATTEMPT_TIMEOUT_SECONDS:-30}
+  export KEYHUB_AWS_OPERATION_TIMEOUT_SECONDS=${KEYHUB_AWS_OPERATION_TIMEOUT_SECONDS:-60}
   "$@"
 }
 

@@ -80,18 +80,6 @@ impl AwsTimeouts {
         Self::from_lookup_or(get, AwsTimeouts::default())
     }
 
-    /// Bounds for the local emulators: generous, because DynamoDB Local and
-    /// moto on a two-core machine are orders of magnitude slower than the
-    /// services, and the side-effect bound unchanged.
-    pub fn emulated() -> Self {
-        AwsTimeouts {
-            connect: Duration::from_secs(5),
-            attempt: Duration::from_secs(30),
-            operation: Duration::from_secs(60),
-            ..AwsTimeouts::default()
-        }
-    }
-
     /// `from_lookup` with other defaults for what is unset.
     pub fn from_lookup_or(
         get: impl Fn(&str) -> Option<String>,
@@ -131,19 +119,6 @@ impl AwsTimeouts {
             .operation_attempt_timeout(self.attempt)
             .operation_timeout(self.operation)
             .build()
-    }
-}
-
-/// Whether an endpoint URL is on this machine (a local emulator).
-pub fn is_loopback_url(url: &str) -> bool {
-    match url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host().map(|h| h.to_owned()))
-    {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 
@@ -413,16 +388,6 @@ mod tests {
             let err = Config::from_lookup(lookup(&env)).unwrap_err().to_string();
             assert!(err.contains("KEYHUB_AWS_"), "{name}={bad}: {err}");
         }
-    }
-
-    #[test]
-    fn only_endpoints_on_this_machine_count_as_emulators() {
-        assert!(is_loopback_url("http://127.0.0.1:8000"));
-        assert!(is_loopback_url("http://localhost:4566/"));
-        assert!(is_loopback_url("http://[::1]:8000"));
-        assert!(!is_loopback_url("https://dynamodb.us-east-1.amazonaws.com"));
-        assert!(!is_loopback_url("nonsense"));
-        assert!(AwsTimeouts::emulated().operation > AwsTimeouts::default().operation);
     }
 
     #[test]

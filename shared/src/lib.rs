@@ -39,23 +39,13 @@ pub use error::ApiError;
 /// the function times out. A bad setting falls back to the defaults here;
 /// `Config::from_env`, which every function reads first, refuses it.
 ///
-/// Against the local emulators (`make dev`, `make test`: every
-/// `AWS_ENDPOINT_URL_*` on this machine) the unset bounds default to
-/// `AwsTimeouts::emulated()`: DynamoDB Local on a small machine answers a
-/// burst of a few hundred requests in seconds, which production bounds would
-/// turn into 503s. Tests of the production bounds build their SDK
-/// configuration with `aws_config_with(&AwsTimeouts::default())`.
+/// The local emulators (DynamoDB Local and moto on a two-core machine) are
+/// far slower than the services: `scripts/stack.sh` sets generous
+/// `KEYHUB_AWS_*` bounds for `make dev` and `make test`, so production code
+/// never guesses from an endpoint's address. Tests of the production bounds
+/// build their SDK configuration with `aws_config_with(&AwsTimeouts::default())`.
 pub async fn aws_config() -> aws_config::SdkConfig {
-    let get = |name: &str| std::env::var(name).ok();
-    let emulated = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS"]
-        .iter()
-        .all(|v| get(v).is_some_and(|url| config::is_loopback_url(&url)));
-    let timeouts = if emulated {
-        config::AwsTimeouts::from_lookup_or(get, config::AwsTimeouts::emulated())
-    } else {
-        config::AwsTimeouts::from_lookup(get)
-    }
-    .unwrap_or_else(|e| {
+    let timeouts = config::AwsTimeouts::from_env().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "using the default AWS timeouts");
         config::AwsTimeouts::default()
     });

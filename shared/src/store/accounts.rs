@@ -32,20 +32,13 @@ impl Store {
         // The account counts its keys for the cap (see `put_key`).
         let mut account_item = to_item(account)?;
         account_item.insert("key_count".to_string(), AttributeValue::N("1".to_string()));
-        let mut items = vec![
+        let items = vec![
             put(&self.tables.accounts, account_item)?,
             put(&self.tables.keys, to_item(first_key)?)?,
         ];
-        for e in events {
-            items.push(self.outbox_item(e)?);
-        }
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+        // Through the outbox's commit: its events with it, and contention
+        // retried rather than reported as a failure.
+        self.commit(items, events).await.map_err(|(e, _)| e)
     }
 
     #[tracing::instrument(skip(self))]

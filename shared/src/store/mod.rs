@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
 pub use keys::KeyPatch;
-pub use outbox::{OUTBOX_SHARDS, outbox_shard};
+pub use outbox::{OUTBOX_SHARDS, outbox_partitions, outbox_shard};
 pub use usage::{EndpointHour, Maxima, RecentRequest, UsageOutcome, hour_start};
 pub use webhooks::{EndpointPatch, MAX_ENDPOINTS};
 

@@ -41,6 +41,13 @@ pub fn outbox_shard(event_id: &str) -> String {
     format!("outbox#{}", h % OUTBOX_SHARDS)
 }
 
+/// Every partition of the outbox, as IAM's `dynamodb:LeadingKeys` must list
+/// them for the functions that write events (template.yaml; a test holds
+/// the two together).
+pub fn outbox_partitions() -> Vec<String> {
+    (0..OUTBOX_SHARDS).map(|i| format!("outbox#{i}")).collect()
+}
+
 fn outbox_key(event: &Event) -> (String, String) {
     (
         outbox_shard(&event.id),

@@ -541,7 +541,7 @@ fn workers_write_only_what_their_code_writes() {
                 for s in st {
                     assert_eq!(
                         s["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"],
-                        serde_json::json!(["outbox"]),
+                        serde_json::json!(keyhub::store::outbox_partitions()),
                         "{f} {action}"
                     );
                 }
