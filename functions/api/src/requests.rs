@@ -244,39 +244,50 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// An optional whole number (see `Whole`).
+/// An optional whole number (see `Whole`): absent is `None`, `null` is not
+/// a number.
 fn whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Option::<Whole>::deserialize(d).map(|w| w.map(|w| w.0))
+    Whole::deserialize(d).map(|w| Some(w.0))
+}
+
+/// For optional fields that openapi.yaml does not make nullable: absent is
+/// `None`, and `null` is refused as the wrong type, as the schema says.
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     pub name: Name,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub description: Option<Description>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub scopes: Option<Scopes>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub environment: Option<Environment>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub expires_at: Option<When>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub rate_limits: Option<LimitOverrides>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub metadata: Option<Metadata>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKey {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<Name>,
     #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<Description>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub is_active: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub scopes: Option<Scopes>,
     /// `null` returns the key to the deployment's defaults.
     #[serde(default, deserialize_with = "nullable")]
@@ -298,13 +309,13 @@ pub struct RotateKey {
 #[serde(deny_unknown_fields)]
 pub struct CreateAccount {
     pub name: Name,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub plan: Option<Plan>,
     /// Scopes of the account's first key; by default every scope but
     /// `accounts:write`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub scopes: Option<Scopes>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub key_name: Option<Name>,
 }
 
@@ -373,6 +384,34 @@ mod tests {
     }
 
     #[test]
+    fn null_is_refused_where_the_schema_does_not_allow_it() {
+        for (body, field) in [
+            r#"{"name": "a", "metadata": null}"#,
+            r#"{"name": "a", "scopes": null}"#,
+            r#"{"name": "a", "description": null}"#,
+        ]
+        .iter()
+        .zip(["metadata", "scopes", "description"])
+        {
+            let e = from_json::<CreateKey>(body.as_bytes()).unwrap_err();
+            assert_eq!(reason(e).0.as_deref(), Some(field), "{body}");
+        }
+        let e = from_json::<RotateKey>(br#"{"grace_period_seconds": null}"#).unwrap_err();
+        assert_eq!(reason(e).0.as_deref(), Some("grace_period_seconds"));
+        let e = from_json::<UpdateWebhook>(br#"{"is_active": null}"#).unwrap_err();
+        assert_eq!(reason(e).0.as_deref(), Some("is_active"));
+        // Nullable in an update: null clears.
+        let u = from_json::<UpdateKey>(br#"{"metadata": null}"#).unwrap();
+        assert_eq!(u.metadata.map(|m| m.is_none()), Some(true));
+        assert!(
+            from_json::<RotateKey>(b"{}")
+                .unwrap()
+                .grace_period_seconds
+                .is_none()
+        );
+    }
+
+    #[test]
     fn oversized_metadata_is_refused() {
         let big = format!(
             r#"{{"name": "a", "metadata": {{"k": "{}"}}}}"#,
@@ -424,21 +463,21 @@ impl TryFrom<Vec<String>> for EventTypes {
 pub struct CreateWebhook {
     pub url: String,
     pub events: EventTypes,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub description: Option<Description>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub is_active: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub events: Option<EventTypes>,
     #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<Description>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub is_active: Option<bool>,
 }
