@@ -26,7 +26,16 @@ pub enum WebhookMessage {
         account_id: String,
         endpoint_id: String,
         delivery_id: String,
+        /// The retry chain this message is (see `Delivery::retry_chain`);
+        /// absent on messages queued before chains existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chain: Option<String>,
     },
+}
+
+/// A new retry chain's token.
+pub fn new_chain() -> String {
+    crate::base62::random(16).unwrap_or_else(|_| crate::time::now().timestamp_micros().to_string())
 }
 
 /// Whether `s` is `prefix` and `len` base62 characters (`len` 0: 1 to 64).
@@ -73,8 +82,11 @@ impl WebhookMessage {
                 account_id,
                 endpoint_id,
                 delivery_id,
+                chain,
             } => {
-                if !shaped(account_id, "acct_", 0) {
+                if chain.as_deref().is_some_and(|c| !shaped(c, "", 0)) {
+                    Err("the retry chain is not a token")
+                } else if !shaped(account_id, "acct_", 0) {
                     Err("the account id is not an account id")
                 } else if !shaped(endpoint_id, "wh_", 20) {
                     Err("the endpoint id is not an endpoint id")
@@ -191,6 +203,7 @@ mod tests {
             account_id: "a".into(),
             endpoint_id: "e".into(),
             delivery_id: "d".into(),
+            chain: Some("c".into()),
         };
         let v: serde_json::Value = serde_json::to_value(&m).unwrap();
         assert_eq!(v["type"], "delivery");
@@ -200,6 +213,7 @@ mod tests {
     #[test]
     fn only_messages_shaped_like_keyhubs_pass_the_check() {
         let delivery = |a: &str, e: &str, d: &str| WebhookMessage::Delivery {
+            chain: None,
             account_id: a.into(),
             endpoint_id: e.into(),
             delivery_id: d.into(),

@@ -393,6 +393,12 @@ pub struct Delivery {
     pub next_attempt_at: Option<crate::time::Timestamp>,
     /// DynamoDB TTL: the log is kept 30 days.
     pub expires_at: i64,
+    /// The token of the one queue message that carries this delivery's
+    /// retries. An event handled twice, or an orphaned message, may queue
+    /// a second retry message; the first to claim the delivery wins and any
+    /// other is dropped, so a delivery never runs on two schedules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_chain: Option<String>,
 }
 
 impl Delivery {
@@ -437,6 +443,7 @@ impl Delivery {
             updated_at: now,
             next_attempt_at: Some(now),
             expires_at: now.timestamp() + 30 * 86_400,
+            retry_chain: None,
         }
     }
 

@@ -10,7 +10,7 @@ use keyhub::events::Event;
 use keyhub::sealed::SecretBox;
 use keyhub::store::{EndpointPatch, StoreError};
 use keyhub::time;
-use keyhub::webhook::{DeliveryStatus, Endpoint, SigningSecret};
+use keyhub::webhook::{Endpoint, SigningSecret};
 use serde_json::{Value, json};
 
 use crate::handler::{Call, Reply};
@@ -325,20 +325,18 @@ pub async fn retry(call: &Call<'_>) -> Reply {
             "the endpoint is disabled; enable it first".into(),
         ));
     }
+    // A new retry chain: a message of the old one still queued is dropped.
+    let chain = keyhub::eventbus::new_chain();
     call.deps
         .store
-        .set_delivery_status(
-            &endpoint.id,
-            &delivery.id,
-            DeliveryStatus::Pending,
-            call.now,
-        )
+        .restart_delivery(&endpoint.id, &delivery.id, &chain, call.now)
         .await
         .map_err(not_found("delivery"))?;
     let message = WebhookMessage::Delivery {
         account_id: endpoint.account_id.clone(),
         endpoint_id: endpoint.id.clone(),
         delivery_id: delivery.id.clone(),
+        chain: Some(chain),
     };
     bus.send(&message, Duration::ZERO).await?;
     Ok((

@@ -186,14 +186,44 @@ async fn disable(
     Ok(())
 }
 
-/// Sends a retry for later: the first retry is a new delivery message.
+/// Sends a retry for later: the first retry is a new delivery message, the
+/// start of the delivery's retry chain. Sent first and claimed after, so a
+/// crash in between leaves a message that claims the delivery on arrival
+/// (or is dropped, if another chain got there first), never a delivery
+/// whose chain has no message.
 async fn queue_retry(deps: &Deps, delivery: &Delivery, delay: Duration) -> Result<(), StoreError> {
+    let chain = keyhub::eventbus::new_chain();
     let message = WebhookMessage::Delivery {
         account_id: delivery.account_id.clone(),
         endpoint_id: delivery.endpoint_id.clone(),
         delivery_id: delivery.id.clone(),
+        chain: Some(chain.clone()),
     };
-    deps.bus.send(&message, delay).await
+    deps.bus.send(&message, delay).await?;
+    deps.store
+        .claim_retry_chain(&delivery.endpoint_id, &delivery.id, &chain)
+        .await?;
+    Ok(())
+}
+
+/// Whether a delivery message is the delivery's retry chain; a message of
+/// no chain is believed only by a delivery that has none (queued before
+/// chains existed).
+async fn is_its_chain(
+    deps: &Deps,
+    delivery: &Delivery,
+    chain: Option<&str>,
+) -> Result<bool, StoreError> {
+    match (delivery.retry_chain.as_deref(), chain) {
+        (None, None) => Ok(true),
+        (Some(own), Some(c)) => Ok(own == c),
+        (Some(_), None) => Ok(false),
+        (None, Some(c)) => {
+            deps.store
+                .claim_retry_chain(&delivery.endpoint_id, &delivery.id, c)
+                .await
+        }
+    }
 }
 
 async fn to_dead_letter(deps: &Deps, body: &str) {
@@ -231,10 +261,14 @@ async fn handle_event(deps: &Deps, event: &Event, only: Option<&str>) -> Result<
         if delivery.status != DeliveryStatus::Pending {
             return Ok(());
         }
+        if delivery.retry_chain.is_some() {
+            // Handled before, and its retries are queued: they carry on.
+            return Ok(());
+        }
         if !delivery.attempts.is_empty() {
             // This message came back after a first attempt whose retry may
-            // not have been queued: queue it (a duplicate retry finds the
-            // delivery done, or makes one extra attempt).
+            // not have been queued: queue it (if one was, the first of the
+            // two to claim the delivery carries on and the other is dropped).
             let wait = delivery
                 .next_attempt_at
                 .and_then(|due| (due - time::now()).to_std().ok())
@@ -260,6 +294,7 @@ async fn handle_delivery(
     account_id: &str,
     endpoint_id: &str,
     delivery_id: &str,
+    chain: Option<&str>,
 ) -> Result<Ack, StoreError> {
     let Some(delivery) = deps.store.get_delivery(endpoint_id, delivery_id).await? else {
         return Ok(Ack::Done);
@@ -271,6 +306,10 @@ async fn handle_delivery(
         return Ok(Ack::Done);
     }
     if delivery.status != DeliveryStatus::Pending {
+        return Ok(Ack::Done);
+    }
+    if !is_its_chain(deps, &delivery, chain).await? {
+        tracing::info!(%delivery_id, "dropping a second retry chain");
         return Ok(Ack::Done);
     }
     let now = time::now();
@@ -320,7 +359,16 @@ async fn handle_message(deps: &Deps, message: &SqsMessage) -> Option<Duration> {
             account_id,
             endpoint_id,
             delivery_id,
-        } => match handle_delivery(deps, &account_id, &endpoint_id, &delivery_id).await {
+            chain,
+        } => match handle_delivery(
+            deps,
+            &account_id,
+            &endpoint_id,
+            &delivery_id,
+            chain.as_deref(),
+        )
+        .await
+        {
             Ok(Ack::Done) => None,
             Ok(Ack::RetryIn(d)) => Some(d),
             Ok(Ack::DeadLetter) => {

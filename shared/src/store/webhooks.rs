@@ -535,6 +535,72 @@ impl Store {
         Ok(())
     }
 
+    /// Makes `chain` the delivery's one retry chain if it has none yet:
+    /// `true` if it now is (or already was) `chain`.
+    #[tracing::instrument(skip(self))]
+    pub async fn claim_retry_chain(
+        &self,
+        endpoint_id: &str,
+        id: &str,
+        chain: &str,
+    ) -> Result<bool, StoreError> {
+        let (pk, sk) = Delivery::keys(endpoint_id, id);
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("SET retry_chain = :chain")
+            .condition_expression(
+                "attribute_exists(sk) AND (attribute_not_exists(retry_chain) OR retry_chain = :chain)",
+            )
+            .expression_attribute_values(":chain", s(chain))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(true),
+            Err(e) => match conditional(e, StoreError::Conflict(String::new())) {
+                StoreError::Conflict(_) => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Pending again with a new retry chain (a manual retry): whatever
+    /// message the old chain still has is dropped when it comes.
+    #[tracing::instrument(skip(self))]
+    pub async fn restart_delivery(
+        &self,
+        endpoint_id: &str,
+        id: &str,
+        chain: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = Delivery::keys(endpoint_id, id);
+        self.client
+            .update_item()
+            .table_name(&self.tables.webhooks)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression(
+                "SET #status = :status, updated_at = :now, next_attempt_at = :now, retry_chain = :chain",
+            )
+            .condition_expression("attribute_exists(sk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(
+                ":status",
+                serde_dynamo::to_attribute_value(DeliveryStatus::Pending)
+                    .map_err(|e| StoreError::Internal(e.to_string()))?,
+            )
+            .expression_attribute_values(":now", s(time::format(&now)))
+            .expression_attribute_values(":chain", s(chain))
+            .send()
+            .await
+            .map_err(|e| conditional(e, StoreError::NotFound))?;
+        Ok(())
+    }
+
     /// A page of an endpoint's deliveries, newest first.
     #[tracing::instrument(skip(self))]
     pub async fn list_deliveries(

@@ -948,6 +948,7 @@ async fn a_forged_or_malformed_queue_message_sends_nothing_and_changes_nothing()
         account_id: other,
         endpoint_id: wh.clone(),
         delivery_id: dlv.clone(),
+        chain: None,
     };
     let malformed = json!({"type": "delivery", "account_id": app.account_id,
         "endpoint_id": "wh_x", "delivery_id": dlv})
@@ -967,4 +968,55 @@ async fn a_forged_or_malformed_queue_message_sends_nothing_and_changes_nothing()
         )
         .await;
     assert_eq!(d.body["status"], "pending", "{}", d.body);
+}
+
+/// An event handled again after its first attempt failed (SQS redelivery,
+/// the sweeper's relay) must not start a second retry schedule: the
+/// delivery is retried by one queue message, and still makes exactly one
+/// attempt plus five retries.
+#[tokio::test]
+async fn an_event_handled_twice_after_a_failure_keeps_one_retry_chain() {
+    let app = spawn_app_with(&webhook_env("0.0001")).await;
+    let (url, rx) = start_receiver((0..6).map(|_| Reply::status(500)).collect()).await;
+    let (endpoint, _) = app.webhook(&url, &["webhook.test"]).await;
+    let event = keyhub::events::Event::new(
+        "webhook.test",
+        &app.account_id,
+        json!({"n": 1}),
+        keyhub::time::now(),
+    );
+    let message = serde_json::to_string(&keyhub::eventbus::WebhookMessage::Event {
+        event,
+        endpoint_id: None,
+    })
+    .unwrap();
+    let deps = app.stack.webhook_deps().unwrap();
+    for _ in 0..3 {
+        let resp = keyhub_webhooks::handle(&deps, sqs_event(vec![message.clone()])).await;
+        assert!(resp.batch_item_failures.is_empty());
+    }
+    assert_eq!(rx.requests().len(), 1, "the first attempt, once");
+    // Whatever the three handlings queued, one chain carries on.
+    assert!(
+        app.pump_webhooks_until(Duration::from_secs(40), || rx.requests().len() >= 6)
+            .await
+    );
+    app.pump_webhooks_until(Duration::from_secs(3), || false)
+        .await;
+    assert_eq!(
+        rx.requests().len(),
+        6,
+        "one attempt and five retries, not more"
+    );
+    let l = app
+        .get(
+            &format!("/api/v1/webhooks/{endpoint}/deliveries"),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(l.body["deliveries"][0]["status"], "failed", "{}", l.body);
+    assert_eq!(
+        l.body["deliveries"][0]["attempts"].as_array().map(Vec::len),
+        Some(6)
+    );
 }
