@@ -30,7 +30,11 @@ const fn route(method: Method, path: &'static str, scope: Option<&'static str>) 
 pub const ROUTES: &[Route] = &[
     route(Method::POST, "/api/v1/accounts", Some("accounts:write")),
     route(Method::GET, "/api/v1/accounts/{id}", Some("accounts:write")),
-    route(Method::PATCH, "/api/v1/accounts/{id}", Some("accounts:write")),
+    route(
+        Method::PATCH,
+        "/api/v1/accounts/{id}",
+        Some("accounts:write"),
+    ),
     route(Method::POST, "/api/v1/api-keys", Some("keys:write")),
     route(Method::GET, "/api/v1/api-keys", Some("keys:read")),
     route(Method::GET, "/api/v1/api-keys/{id}", Some("keys:read")),
