@@ -9,6 +9,18 @@ use serde_json::Value;
 
 use crate::helpers::spawn_app;
 
+/// The request id the emulator gives every invocation.
+const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
+
+/// What Lambda sets in a function's environment from the template's
+/// `LoggingConfig` (`LogFormat: JSON`, `ApplicationLogLevel`).
+fn lambda_logging(level: &str) -> [(String, String); 2] {
+    [
+        ("AWS_LAMBDA_LOG_FORMAT".to_string(), "JSON".to_string()),
+        ("AWS_LAMBDA_LOG_LEVEL".to_string(), level.to_string()),
+    ]
+}
+
 fn binary(name: &str) -> PathBuf {
     // target/debug/deps/api-… → target/debug/<name>
     let exe = std::env::current_exe().unwrap();
@@ -90,9 +102,10 @@ async fn every_function_answers_its_sample_event() {
     }
 }
 
-/// With every log level on (`LogLevel=trace` is a template value), no line
-/// any function writes carries the key a request presented: not the raw
-/// event lambda_runtime logs at TRACE, not the verify body.
+/// With every log level on (`LogLevel=trace` is a template value: Lambda
+/// then sets `AWS_LAMBDA_LOG_LEVEL=TRACE`; `RUST_LOG=trace` as a developer
+/// would), no line any function writes carries the key a request presented:
+/// not the raw event lambda_runtime logs at TRACE, not the verify body.
 #[tokio::test]
 async fn no_log_line_carries_a_presented_key_even_at_trace() {
     let app = spawn_app().await;
@@ -134,6 +147,7 @@ async fn no_log_line_carries_a_presented_key_even_at_trace() {
         let mut env = app.stack.function_env(function).unwrap();
         env.retain(|(k, _)| k != "RUST_LOG");
         env.push(("RUST_LOG".to_string(), "trace".to_string()));
+        env.extend(lambda_logging("TRACE"));
         let run = invoke(&binary(bin), &env, event, Duration::from_secs(60))
             .await
             .unwrap_or_else(|e| panic!("{function}: {e}"));
@@ -150,6 +164,69 @@ async fn no_log_line_carries_a_presented_key_even_at_trace() {
                 !run.logs.contains(secret),
                 "{function} logged a presented key"
             );
+        }
+    }
+}
+
+/// Lambda's logging controls reach the functions: with the template's
+/// `LoggingConfig` (JSON, an application level), every line a function
+/// writes is one JSON object, none is below the level, and every line of an
+/// invocation names its request (`requestId`, as Lambda's own JSON logs do),
+/// so CloudWatch Logs Insights can filter one request's lines.
+#[tokio::test]
+async fn log_lines_are_json_with_the_request_id_at_the_configured_level() {
+    let app = spawn_app().await;
+    const LEVELS: [&str; 5] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"];
+    for level in ["DEBUG", "WARN"] {
+        let mut env = app.stack.function_env("ApiFunction").unwrap();
+        env.retain(|(k, _)| k != "RUST_LOG");
+        env.extend(lambda_logging(level));
+        let run = invoke(
+            &binary("keyhub-api"),
+            &env,
+            sample("api-whoami.json", &app.admin_key),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        assert!(run.result.is_ok(), "{:?}", run.result);
+        let lines: Vec<Value> = run
+            .logs
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))
+            })
+            .collect();
+        let lowest = LEVELS.iter().position(|l| *l == level).unwrap();
+        for line in &lines {
+            let at = LEVELS
+                .iter()
+                .position(|l| line["level"] == *l)
+                .unwrap_or_else(|| panic!("no level: {line}"));
+            assert!(at >= lowest, "a line below {level}: {line}");
+            if let Some(id) = line.get("requestId") {
+                assert_eq!(id, REQUEST_ID, "{line}");
+            }
+        }
+        if level == "DEBUG" {
+            // The invocation's lines (the SDK's calls at DEBUG) all name it.
+            let in_request: Vec<&Value> = lines
+                .iter()
+                .filter(|l| l["requestId"] == REQUEST_ID)
+                .collect();
+            assert!(
+                in_request.iter().any(|l| l["level"] == "DEBUG"),
+                "no DEBUG line names the request: {}",
+                run.logs
+            );
+            // From the invocation's first line to its last, none is without it.
+            let first = lines.iter().position(|l| l["requestId"] == REQUEST_ID);
+            let last = lines.iter().rposition(|l| l["requestId"] == REQUEST_ID);
+            if let (Some(first), Some(last)) = (first, last) {
+                for line in &lines[first..=last] {
+                    assert_eq!(line["requestId"], REQUEST_ID, "{line}");
+                }
+            }
         }
     }
 }
