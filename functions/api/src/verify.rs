@@ -17,8 +17,9 @@ use crate::handler::{Call, Reply};
 #[serde(deny_unknown_fields)]
 struct VerifyRequest {
     key: String,
-    /// Scopes the key must hold for this request to be valid.
-    #[serde(default)]
+    /// Scopes the key must hold for this request to be valid (`null` is
+    /// refused: openapi.yaml does not make the field nullable).
+    #[serde(default, deserialize_with = "crate::requests::present")]
     scopes: Option<Scopes>,
 }
 
@@ -95,4 +96,18 @@ pub async fn verify(call: &Call<'_>) -> Reply {
             "ratelimit": ratelimit(state.as_ref()),
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_may_be_absent_but_not_null() {
+        let ok: VerifyRequest = keyhub::http::from_json(br#"{"key": "k"}"#).unwrap();
+        assert!(ok.scopes.is_none());
+        let e = keyhub::http::from_json::<VerifyRequest>(br#"{"key": "k", "scopes": null}"#)
+            .unwrap_err();
+        assert_eq!(e.code(), "invalid_request");
+    }
 }
