@@ -506,35 +506,6 @@ impl Store {
         Ok(())
     }
 
-    /// Sets a delivery back to pending for a manual retry (or cancels it).
-    pub async fn set_delivery_status(
-        &self,
-        endpoint_id: &str,
-        id: &str,
-        status: DeliveryStatus,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let (pk, sk) = Delivery::keys(endpoint_id, id);
-        self.client
-            .update_item()
-            .table_name(&self.tables.webhooks)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .update_expression("SET #status = :status, updated_at = :now, next_attempt_at = :now")
-            .condition_expression("attribute_exists(sk)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(
-                ":status",
-                serde_dynamo::to_attribute_value(status)
-                    .map_err(|e| StoreError::Internal(e.to_string()))?,
-            )
-            .expression_attribute_values(":now", s(time::format(&now)))
-            .send()
-            .await
-            .map_err(|e| conditional(e, StoreError::NotFound))?;
-        Ok(())
-    }
-
     /// Makes `chain` the delivery's one retry chain if it has none yet:
     /// `true` if it now is (or already was) `chain`.
     #[tracing::instrument(skip(self))]
@@ -567,6 +538,18 @@ impl Store {
         }
     }
 
+    /// Cancels a delivery (its endpoint is gone or disabled).
+    pub async fn set_delivery_status(
+        &self,
+        endpoint_id: &str,
+        id: &str,
+        status: DeliveryStatus,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.change_delivery(endpoint_id, id, status, None, now)
+            .await
+    }
+
     /// Pending again with a new retry chain (a manual retry): whatever
     /// message the old chain still has is dropped when it comes.
     #[tracing::instrument(skip(self))]
@@ -577,24 +560,44 @@ impl Store {
         chain: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.change_delivery(endpoint_id, id, DeliveryStatus::Pending, Some(chain), now)
+            .await
+    }
+
+    /// A delivery's status (and retry chain), due now.
+    async fn change_delivery(
+        &self,
+        endpoint_id: &str,
+        id: &str,
+        status: DeliveryStatus,
+        chain: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let (pk, sk) = Delivery::keys(endpoint_id, id);
-        self.client
+        let mut expr =
+            "SET #status = :status, updated_at = :now, next_attempt_at = :now".to_string();
+        if chain.is_some() {
+            expr.push_str(", retry_chain = :chain");
+        }
+        let mut update = self
+            .client
             .update_item()
             .table_name(&self.tables.webhooks)
             .key("pk", s(pk))
             .key("sk", s(sk))
-            .update_expression(
-                "SET #status = :status, updated_at = :now, next_attempt_at = :now, retry_chain = :chain",
-            )
+            .update_expression(expr)
             .condition_expression("attribute_exists(sk)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(
                 ":status",
-                serde_dynamo::to_attribute_value(DeliveryStatus::Pending)
+                serde_dynamo::to_attribute_value(status)
                     .map_err(|e| StoreError::Internal(e.to_string()))?,
             )
-            .expression_attribute_values(":now", s(time::format(&now)))
-            .expression_attribute_values(":chain", s(chain))
+            .expression_attribute_values(":now", s(time::format(&now)));
+        if let Some(chain) = chain {
+            update = update.expression_attribute_values(":chain", s(chain));
+        }
+        update
             .send()
             .await
             .map_err(|e| conditional(e, StoreError::NotFound))?;

@@ -44,6 +44,22 @@ fn x_signature_ok(secret: &str, r: &Received) -> bool {
         == format!("sha256={}", hex::encode(mac.finalize().into_bytes())).as_str()
 }
 
+/// A `webhook.test` event of the app's account, as its queue message: what
+/// SQS may hand the worker more than once.
+fn test_event_message(app: &crate::helpers::TestApp) -> String {
+    let event = keyhub::events::Event::new(
+        "webhook.test",
+        &app.account_id,
+        json!({"n": 1}),
+        keyhub::time::now(),
+    );
+    serde_json::to_string(&keyhub::eventbus::WebhookMessage::Event {
+        event,
+        endpoint_id: None,
+    })
+    .unwrap()
+}
+
 fn body(r: &Received) -> Value {
     serde_json::from_str(&r.body).unwrap()
 }
@@ -420,17 +436,7 @@ async fn a_redelivered_message_does_not_deliver_twice_to_an_endpoint_that_answer
     let app = spawn_app_with(&webhook_env("0.001")).await;
     let (ok_url, ok_rx) = start_receiver(vec![]).await;
     app.webhook(&ok_url, &["webhook.test"]).await;
-    let event = keyhub::events::Event::new(
-        "webhook.test",
-        &app.account_id,
-        json!({"n": 1}),
-        keyhub::time::now(),
-    );
-    let message = serde_json::to_string(&keyhub::eventbus::WebhookMessage::Event {
-        event,
-        endpoint_id: None,
-    })
-    .unwrap();
+    let message = test_event_message(&app);
     let deps = app.stack.webhook_deps().unwrap();
     for _ in 0..3 {
         let resp = keyhub_webhooks::handle(&deps, sqs_event(vec![message.clone()])).await;
@@ -979,17 +985,7 @@ async fn an_event_handled_twice_after_a_failure_keeps_one_retry_chain() {
     let app = spawn_app_with(&webhook_env("0.0001")).await;
     let (url, rx) = start_receiver((0..6).map(|_| Reply::status(500)).collect()).await;
     let (endpoint, _) = app.webhook(&url, &["webhook.test"]).await;
-    let event = keyhub::events::Event::new(
-        "webhook.test",
-        &app.account_id,
-        json!({"n": 1}),
-        keyhub::time::now(),
-    );
-    let message = serde_json::to_string(&keyhub::eventbus::WebhookMessage::Event {
-        event,
-        endpoint_id: None,
-    })
-    .unwrap();
+    let message = test_event_message(&app);
     let deps = app.stack.webhook_deps().unwrap();
     for _ in 0..3 {
         let resp = keyhub_webhooks::handle(&deps, sqs_event(vec![message.clone()])).await;
