@@ -191,15 +191,55 @@ impl<'de> Deserialize<'de> for Whole {
 }
 
 /// `rate_limits` as a client writes it: whole numbers, `null` for the default.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 struct RawLimits {
-    #[serde(default)]
     per_minute: Option<Whole>,
-    #[serde(default)]
     per_hour: Option<Whole>,
-    #[serde(default)]
     per_day: Option<Whole>,
+}
+
+/// The fields of `rate_limits`, read as a field identifier so that an
+/// unknown one is reported at its own path (`rate_limits.per_second`).
+#[derive(Deserialize)]
+#[serde(field_identifier)]
+enum LimitField {
+    #[serde(rename = "per_minute")]
+    Minute,
+    #[serde(rename = "per_hour")]
+    Hour,
+    #[serde(rename = "per_day")]
+    Day,
+}
+
+/// An object only: serde's derived struct visitor also takes a JSON array
+/// (`[null, null]` read as the three fields in order), which the schema
+/// refuses and a client never means.
+impl<'de> Deserialize<'de> for RawLimits {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = RawLimits;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object with per_minute, per_hour and per_day")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawLimits, A::Error> {
+                let mut out = RawLimits::default();
+                while let Some(key) = map.next_key::<LimitField>()? {
+                    let slot = match key {
+                        LimitField::Minute => &mut out.per_minute,
+                        LimitField::Hour => &mut out.per_hour,
+                        LimitField::Day => &mut out.per_day,
+                    };
+                    *slot = map.next_value()?;
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
 }
 
 /// Rate-limit overrides, each between 1 and `MAX_LIMIT`.
@@ -370,6 +410,11 @@ mod tests {
                 r#"{"name": "a", "rate_limits": {"per_second": 5}}"#,
                 "rate_limits.per_second",
                 "unknown_field",
+            ),
+            (
+                r#"{"name": "a", "rate_limits": [null, null]}"#,
+                "rate_limits",
+                "invalid_type",
             ),
             (
                 r#"{"name": "a", "metadata": [1]}"#,

@@ -455,3 +455,24 @@ fn any_metadata_is_refused_as_invalid_or_reads_back_equal() {
         prop_assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
     });
 }
+
+/// Limits are an object: an array (which serde's derived struct reader
+/// would take as the fields in order) is refused, as the schema says.
+#[tokio::test]
+async fn rate_limits_as_an_array_are_refused() {
+    let app = spawn_app().await;
+    for body in [
+        json!({"name": "a", "rate_limits": [null, null]}),
+        json!({"name": "a", "rate_limits": [5, 10, 20]}),
+    ] {
+        let r = app
+            .post("/api/v1/api-keys", &app.admin_key, body.clone())
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        assert_eq!(
+            r.body["error"]["details"]["field"], "rate_limits",
+            "{}",
+            r.body
+        );
+    }
+}
