@@ -46,24 +46,12 @@ async fn next(State(rt): State<Arc<Runtime>>) -> axum::response::Response {
         return ().into_response();
     };
     let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
-    (
-        [
-            ("lambda-runtime-aws-request-id", REQUEST_ID.to_string()),
-            ("lambda-runtime-deadline-ms", deadline.to_string()),
-            (
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:us-east-1:000000000000:function:local".to_string(),
-            ),
-            (
-                "lambda-runtime-trace-id",
-                "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
-                    .to_string(),
-            ),
-            ("content-type", "application/json".to_string()),
-        ],
-        event.to_string(),
+    next_invocation(
+        REQUEST_ID.to_string(),
+        deadline,
+        "arn:aws:lambda:us-east-1:000000000000:function:local".to_string(),
+        &event,
     )
-        .into_response()
 }
 
 /// A posted body as JSON, or as the text it is.
@@ -230,31 +218,14 @@ async fn warm_next(State(rt): State<Arc<Warm>>) -> axum::response::Response {
         std::future::pending::<()>().await;
         return ().into_response();
     };
-    let id = uuid_v4();
+    let id = crate::gateway::new_request_id();
     if let Ok(mut m) = rt.in_flight.lock() {
         m.insert(id.clone(), reply);
     }
     rt.invocations
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let deadline = chrono::Utc::now().timestamp_millis() + rt.timeout.as_millis() as i64;
-    (
-        [
-            ("lambda-runtime-aws-request-id", id),
-            ("lambda-runtime-deadline-ms", deadline.to_string()),
-            (
-                "lambda-runtime-invoked-function-arn",
-                rt.function_arn.clone(),
-            ),
-            (
-                "lambda-runtime-trace-id",
-                "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
-                    .to_string(),
-            ),
-            ("content-type", "application/json".to_string()),
-        ],
-        event.to_string(),
-    )
-        .into_response()
+    next_invocation(id, deadline, rt.function_arn.clone(), &event)
 }
 
 async fn warm_response(
@@ -279,23 +250,28 @@ async fn warm_init_error(State(rt): State<Arc<Warm>>, body: String) -> impl Into
     axum::http::StatusCode::ACCEPTED
 }
 
-/// A request id shaped like Lambda's (a UUID, version 4).
-fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    if getrandom::fill(&mut b).is_err() {
-        return REQUEST_ID.to_string();
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
+/// The answer to `GET /next`: the event and the headers Lambda sends with it.
+fn next_invocation(
+    id: String,
+    deadline: i64,
+    function_arn: String,
+    event: &Value,
+) -> axum::response::Response {
+    (
+        [
+            ("lambda-runtime-aws-request-id", id),
+            ("lambda-runtime-deadline-ms", deadline.to_string()),
+            ("lambda-runtime-invoked-function-arn", function_arn),
+            (
+                "lambda-runtime-trace-id",
+                "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
+                    .to_string(),
+            ),
+            ("content-type", "application/json".to_string()),
+        ],
+        event.to_string(),
     )
+        .into_response()
 }
 
 /// How to start a function's process: the command, its working directory
