@@ -41,6 +41,9 @@ pub struct Config {
     pub aws: AwsTimeouts,
     /// How many keys an account may hold (`KEYHUB_MAX_KEYS_PER_ACCOUNT`).
     pub max_keys_per_account: u32,
+    /// Whether the API function serves the web console at `/console`
+    /// (`KEYHUB_CONSOLE`, template.yaml's `Console`; on unless "false").
+    pub console: bool,
 }
 
 /// Bounds on every AWS SDK call, so that a hung or unreachable dependency
@@ -273,6 +276,15 @@ impl Config {
                 n => {
                     return Err(ConfigError(format!(
                         "KEYHUB_MAX_KEYS_PER_ACCOUNT must be a whole number of at least 1, not {n}"
+                    )));
+                }
+            },
+            console: match get("KEYHUB_CONSOLE").as_deref() {
+                None | Some("") | Some("true") => true,
+                Some("false") => false,
+                Some(v) => {
+                    return Err(ConfigError(format!(
+                        "KEYHUB_CONSOLE must be true or false, not {v}"
                     )));
                 }
             },

@@ -20,7 +20,7 @@ use keyhub::time::{self, Timestamp};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
-use crate::{accounts, keys, usage, verify, webhooks, whoami};
+use crate::{accounts, console, keys, usage, verify, webhooks, whoami};
 
 /// Everything a request needs, built once per cold start.
 #[derive(Clone)]
@@ -141,6 +141,10 @@ impl Call<'_> {
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let request_id = http::request_id(&req);
     tracing::Span::current().record("request_id", request_id.as_str());
+    // The console's static files: no key, no metering.
+    if let Some(resp) = console::serve(&req, deps.config.console, &request_id) {
+        return resp;
+    }
     let (route, params) = match find_route(&req) {
         Found::Route(route, params) => (route, params),
         // Answered before the key check: which methods a path has is no

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod authority;
+pub mod console;
 pub mod handler;
 mod keys;
 pub mod listing;

@@ -133,6 +133,7 @@ fn the_transform_accepts_every_parameter_set_the_rules_let_through() {
     assert!(seen("AuthorizerCacheTtl").len() >= 2);
     assert!(seen("AuthorizerCacheTtl").contains("0"));
     assert_eq!(seen("DeployExample"), BTreeSet::from(["false", "true"]));
+    assert_eq!(seen("Console"), BTreeSet::from(["false", "true"]));
     assert!(seen("AlarmTopicArn").contains(""));
     assert!(seen("WafRateLimitPerIp").contains("0"));
     assert!(cases.iter().filter(|c| c.deploys()).count() >= cases.len() / 2);
@@ -301,6 +302,70 @@ fn every_route_of_the_code_reaches_the_api_function_without_the_authorizer() {
         }
         assert!(c.resource("Api")["Properties"]["Body"]["securityDefinitions"].is_null());
     }
+}
+
+/// Lambda's resource policy of a function holds 20 KB; each API Gateway
+/// event of SAM's adds a statement to it. The estimate writes each statement
+/// as Lambda stores it, for the stack name samconfig.toml deploys (a longer
+/// stack name lengthens each `Sid` and the function's ARN).
+fn resource_policy_bytes(c: &Case, function: &str) -> usize {
+    let statements: Vec<Value> = c
+        .of_type("AWS::Lambda::Permission")
+        .filter(|(_, p)| names(&p["Properties"]["FunctionName"], function))
+        .map(|(id, p)| {
+            let source = p["Properties"]["SourceArn"]["Fn::Sub"][0]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: SourceArn is not a Fn::Sub"))
+                .replace("${__ApiId__}", "abcdefghij");
+            serde_json::json!({
+                "Sid": format!("keyhub-{id}-ABCDEFGHIJKL"),
+                "Effect": "Allow",
+                "Principal": {"Service": "apigateway.amazonaws.com"},
+                "Action": "lambda:InvokeFunction",
+                "Resource": format!("arn:aws:lambda:us-east-1:123456789012:function:keyhub-{function}-ABCDEFGHIJKL"),
+                "Condition": {"ArnLike": {"AWS:SourceArn": source}},
+            })
+        })
+        .collect();
+    serde_json::json!({"Version": "2012-10-17", "Id": "default", "Statement": statements})
+        .to_string()
+        .len()
+}
+
+#[test]
+fn the_console_is_served_by_the_api_function_and_its_parameter_turns_it_off() {
+    let mut seen = BTreeSet::new();
+    for c in deployed() {
+        let on = c.param("Console") == "true";
+        seen.insert(on);
+        let ops = operations(c, "Api");
+        for path in keyhub_api::console::PATHS {
+            let op = ops
+                .get(&("ANY".to_string(), path.to_string()))
+                .unwrap_or_else(|| panic!("{}: ANY {path} is not deployed", c.label()));
+            assert!(names(
+                &op["x-amazon-apigateway-integration"]["uri"],
+                "ApiFunction"
+            ));
+            assert!(op.get("security").is_none(), "{path} needs no key");
+            // ANY alone: one permission per console resource.
+            for (method, p) in ops.keys() {
+                assert!(p != path || method == "ANY", "{method} {path}");
+            }
+        }
+        let env = environment(c, "ApiFunction");
+        let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+        assert_eq!(config.console, on, "{}", c.label());
+        let outputs = &c.template.as_ref().unwrap()["Outputs"];
+        assert_eq!(outputs.get("ConsoleUrl").is_some(), on, "{}", c.label());
+        let bytes = resource_policy_bytes(c, "ApiFunction");
+        assert!(
+            bytes < 20 * 1024 * 9 / 10,
+            "{}: ApiFunction's resource policy is about {bytes} bytes, near Lambda's 20 KB",
+            c.label()
+        );
+    }
+    assert_eq!(seen, BTreeSet::from([false, true]));
 }
 
 #[test]

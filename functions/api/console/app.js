@@ -1,0 +1,4 @@
+import './api.js';
+import './ui.js';
+import './charts.js';
+import './pages.js';
