@@ -16,7 +16,7 @@ use crate::eventbus::EventBus;
 use crate::events::Event;
 use crate::key::KeyRecord;
 use crate::limits::RateLimitPolicy;
-use crate::ratelimit::{Limiter, Outcome, WindowState, checks_for};
+use crate::ratelimit::{Limiter, Outcome, Unannounced, WindowState, checks_for};
 use crate::store::Store;
 use crate::time::Timestamp;
 use crate::usage::{UsageRecord, UsageSink};
@@ -107,18 +107,13 @@ impl Guard {
         self
     }
 
-    /// Writes and sends the window's event unless another request did.
-    async fn announce(
-        &self,
-        p: &Principal,
-        counter_key: &str,
-        subject: &str,
-        state: &WindowState,
-        now: Timestamp,
-    ) {
+    /// Writes and sends the window's event unless another request did,
+    /// then flags the window as announced on its subject's item.
+    async fn announce(&self, p: &Principal, refusal: &Unannounced, now: Timestamp) {
         let Some((store, bus)) = &self.events else {
             return;
         };
+        let (subject, state) = (&refusal.subject, &refusal.state);
         let data = serde_json::json!({
             "key_id": p.key_id,
             "subject": if subject.starts_with("a#") { "account" } else { "key" },
@@ -127,14 +122,18 @@ impl Guard {
             "reset": state.reset,
         });
         let event = Event::new("rate_limit.exceeded", &p.account_id, data, now);
-        // The marker lives as long as the counter: one window past its end.
+        // The marker outlives its window by one window.
         let expires_at = state.reset + state.window.seconds();
         match store
-            .announce_rate_limit(counter_key, expires_at, &event)
+            .announce_rate_limit(&refusal.window_id(), expires_at, &event)
             .await
         {
-            Ok(true) => bus.publish(&[event]).await,
-            Ok(false) => {}
+            Ok(first) => {
+                if first {
+                    bus.publish(&[event]).await;
+                }
+                self.limiter.flag_announced(refusal).await;
+            }
             Err(e) => tracing::warn!(error = %e, "rate_limit.exceeded not recorded"),
         }
     }
@@ -247,8 +246,8 @@ impl Guard {
                 retry_after,
                 unannounced,
             }) => Err({
-                if let Some((counter, subject, window)) = &unannounced {
-                    self.announce(p, counter, subject, window, now).await;
+                if let Some(refusal) = &unannounced {
+                    self.announce(p, refusal, now).await;
                 }
                 Rejection {
                     error: ApiError::RateLimited {

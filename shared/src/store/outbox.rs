@@ -145,46 +145,28 @@ impl Store {
 
     /// Writes a window's `rate_limit.exceeded` event once: `false` if
     /// another request announced it first. The "announced" marker is an item
-    /// of its own (`{counter}#announced`, created under a condition in the
+    /// of its own (`{window_id}#announced`, created under a condition in the
     /// event's transaction), not an attribute of the counter: a transaction
     /// on the counter item would make every request counting at that moment
-    /// fail with a transaction conflict. Once announced, the counter is
-    /// flagged with a plain update (which counting never conflicts with), so
+    /// fail with a transaction conflict. The limiter then flags the window
+    /// on the counter with a plain update (`Limiter::flag_announced`), so
     /// that later refusals in the window skip this call.
     #[tracing::instrument(skip(self, event))]
     pub async fn announce_rate_limit(
         &self,
-        counter_key: &str,
+        window_id: &str,
         expires_at: i64,
         event: &Event,
     ) -> Result<bool, StoreError> {
         let marker = Update::builder()
             .table_name(&self.tables.counters)
-            .key("pk", s(format!("{counter_key}#announced")))
+            .key("pk", s(format!("{window_id}#announced")))
             .update_expression("SET expires_at = :ttl")
             .condition_expression("attribute_not_exists(pk)")
             .expression_attribute_values(":ttl", AttributeValue::N(expires_at.to_string()))
             .build()
             .map_err(|e| StoreError::Internal(e.to_string()))?;
-        let first = self.commit_if(marker, std::slice::from_ref(event)).await?;
-        let flagged = self
-            .client
-            .update_item()
-            .table_name(&self.tables.counters)
-            .key("pk", s(counter_key))
-            .update_expression("SET announced = :true")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .send()
-            .await;
-        if let Err(e) = flagged
-            && !e
-                .as_service_error()
-                .is_some_and(|se| se.is_conditional_check_failed_exception())
-        {
-            tracing::debug!(error = %classify(e), "counter not flagged as announced");
-        }
-        Ok(first)
+        self.commit_if(marker, std::slice::from_ref(event)).await
     }
 
     /// Outbox entries older than `before`, from every shard: events whose

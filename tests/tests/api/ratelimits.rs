@@ -2,7 +2,8 @@ use std::collections::HashMap;
 
 use futures::future::join_all;
 use keyhub::limits::{Limits, Plan, Window};
-use keyhub::ratelimit::{Check, Limiter, Outcome};
+use keyhub::ratelimit::{Check, Limiter, Outcome, WindowState, checks_for, window_start};
+use keyhub_tools::calls::CallCounter;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -173,6 +174,210 @@ async fn windows_roll_over() {
         panic!("the new window did not open")
     };
     assert_eq!(s.remaining, 1);
+}
+
+/// A limiter on the test stack's counters table whose calls are counted.
+async fn counted_limiter(app: &TestApp) -> (Limiter, CallCounter) {
+    let calls = CallCounter::default();
+    let limiter = Limiter::new(
+        calls.dynamodb(&crate::helpers::sdk_config().await),
+        app.stack.config.tables.counters.clone(),
+    );
+    (limiter, calls)
+}
+
+fn at(s: &str) -> keyhub::time::Timestamp {
+    keyhub::time::parse(s).unwrap()
+}
+
+#[tokio::test]
+async fn the_minute_window_turns_over_while_the_day_keeps_counting() {
+    let app = spawn_app_with(&[]).await;
+    let (limiter, calls) = counted_limiter(&app).await;
+    let checks = [
+        Check {
+            subject: "k#turnover".into(),
+            window: Window::Minute,
+            limit: 3,
+        },
+        Check {
+            subject: "k#turnover".into(),
+            window: Window::Day,
+            limit: 5,
+        },
+    ];
+    // Each request: (time, the window it should report with what is left
+    // (Ok) or be refused by (Err), the UpdateItems it may cost).
+    let steps = [
+        // A subject's first request makes its item: the first write assumes
+        // the windows are there, the second starts them.
+        ("2026-05-05T10:00:30Z", Ok((Window::Minute, 2)), 2),
+        ("2026-05-05T10:00:31Z", Ok((Window::Minute, 1)), 1),
+        ("2026-05-05T10:00:32Z", Ok((Window::Minute, 0)), 1),
+        ("2026-05-05T10:00:33Z", Err(Window::Minute), 1),
+        // The minute turns over: one extra write resets it, and the day
+        // goes on from 3 (the refused request took nothing).
+        ("2026-05-05T10:01:00Z", Ok((Window::Day, 1)), 2),
+        ("2026-05-05T10:01:10Z", Ok((Window::Day, 0)), 1),
+        // The minute has room again; the day has none, until midnight.
+        ("2026-05-05T10:02:00Z", Err(Window::Day), 1),
+        ("2026-05-05T10:02:01Z", Err(Window::Day), 1),
+        // The next day both windows start over, in one extra write.
+        ("2026-05-06T00:00:05Z", Ok((Window::Minute, 2)), 2),
+    ];
+    for (time, want, writes) in steps {
+        calls.reset();
+        let got = limiter.hit(&checks, at(time)).await.unwrap();
+        match (want, &got) {
+            (Ok(want), Outcome::Allowed(Some(s))) => {
+                assert_eq!((s.window, s.remaining), want, "at {time}");
+            }
+            (
+                Err(window),
+                Outcome::Denied {
+                    state, retry_after, ..
+                },
+            ) => {
+                assert_eq!(state.window, window, "at {time}");
+                // Refused until the refusing window ends (midnight for the day).
+                let t = at(time);
+                assert_eq!(state.reset, window_start(window, t) + window.seconds());
+                assert_eq!(
+                    *retry_after as i64,
+                    state.reset - at(time).timestamp(),
+                    "at {time}"
+                );
+            }
+            _ => panic!("at {time}: wanted {want:?}, got {got:?}"),
+        }
+        assert_eq!(calls.get("UpdateItem"), writes, "UpdateItems at {time}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_the_account_refuses_gives_the_key_its_unit_back() {
+    let app = spawn_app_with(&[]).await;
+    let (limiter, _) = counted_limiter(&app).await;
+    let key = |account: &str, account_limit| {
+        checks_for(
+            "giveback",
+            &Limits {
+                per_minute: Some(3),
+                ..Limits::default()
+            },
+            account,
+            &Limits {
+                per_minute: Some(account_limit),
+                ..Limits::default()
+            },
+        )
+    };
+    let t = at("2026-05-05T10:00:10Z");
+    assert!(matches!(
+        limiter.hit(&key("full", 1), t).await.unwrap(),
+        Outcome::Allowed(_)
+    ));
+    // The account has no room left: the key is taken, then given back.
+    for _ in 0..5 {
+        let Outcome::Denied { state, .. } = limiter.hit(&key("full", 1), t).await.unwrap() else {
+            panic!("the account's limit let a request through")
+        };
+        assert_eq!(state.limit, 1);
+    }
+    // The key has used one of its 3: with a roomy account, two more pass.
+    let Outcome::Allowed(Some(s)) = limiter.hit(&key("roomy", 100), t).await.unwrap() else {
+        panic!("the key's units were not given back")
+    };
+    assert_eq!((s.limit, s.remaining), (3, 1));
+    assert!(matches!(
+        limiter.hit(&key("roomy", 100), t).await.unwrap(),
+        Outcome::Allowed(Some(WindowState { remaining: 0, .. }))
+    ));
+    assert!(matches!(
+        limiter.hit(&key("roomy", 100), t).await.unwrap(),
+        Outcome::Denied { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_protected_request_writes_once_for_its_key_and_once_for_its_account() {
+    let app = spawn_app_with(&[("KEYHUB_RATE_LIMITS", LIMITS)]).await;
+    // Key and account both limited in all three windows.
+    let (key, _) = app
+        .direct_key(
+            "acct_writes",
+            Plan::Free,
+            &["keys:read", "example:read"],
+            Limits::new(1000, 10_000, 100_000),
+        )
+        .await;
+    for path in ["/api/v1/whoami", "/example/hello"] {
+        assert_eq!(app.get(path, &key).await.status, StatusCode::OK);
+        clear_of_minute_boundary().await;
+        app.calls.reset();
+        let n = 20;
+        for _ in 0..n {
+            let r = app.get(path, &key).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+        }
+        let calls = app.calls.snapshot();
+        assert_eq!(app.calls.get("UpdateItem"), 2 * n, "{path}: {calls:?}");
+        assert_eq!(app.calls.write_items(), 2 * n, "{path}: {calls:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_window_is_announced_once_and_later_refusals_skip_it() {
+    let app = spawn_app_with(&[("KEYHUB_RATE_LIMITS", LIMITS)]).await;
+    let (limiter, _) = counted_limiter(&app).await;
+    let checks = [Check {
+        subject: "k#announce".into(),
+        window: Window::Minute,
+        limit: 1,
+    }];
+    let refusal = |o: Outcome| match o {
+        Outcome::Denied { unannounced, .. } => unannounced,
+        other => panic!("not refused: {other:?}"),
+    };
+    let t = at("2026-05-05T10:00:10Z");
+    limiter.hit(&checks, t).await.unwrap();
+    let first = refusal(limiter.hit(&checks, t).await.unwrap()).expect("a first refusal");
+    assert_eq!(first.window_id(), "k#announce#m#1777975200");
+    limiter.flag_announced(&first).await;
+    assert_eq!(refusal(limiter.hit(&checks, t).await.unwrap()), None);
+    // The next minute's first refusal is news again.
+    let next = at("2026-05-05T10:01:10Z");
+    limiter.hit(&checks, next).await.unwrap();
+    let again = refusal(limiter.hit(&checks, next).await.unwrap()).expect("news again");
+    assert_eq!(again.window_id(), "k#announce#m#1777975260");
+
+    // Through the API: the event's transaction is made once, however many
+    // requests are refused after it.
+    let key = direct_key(
+        &app,
+        "acct_announce",
+        Plan::Pro,
+        Limits {
+            per_minute: Some(2),
+            ..Limits::default()
+        },
+    )
+    .await;
+    clear_of_minute_boundary().await;
+    app.calls.reset();
+    let mut refused = 0;
+    for _ in 0..10 {
+        if app.get("/api/v1/whoami", &key).await.status == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 8);
+    assert_eq!(
+        app.calls.get("TransactWriteItems"),
+        1,
+        "{:?}",
+        app.calls.snapshot()
+    );
 }
 
 #[tokio::test]
