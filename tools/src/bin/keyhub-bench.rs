@@ -287,9 +287,10 @@ async fn main() -> Result<(), Error> {
     writeln!(
         out,
         "HTTP over loopback from a client in the same process. `/example/hello` runs the authorizer (key cached \
-         after the first request), then the example function's guard, which takes the rate-limit counters (key: \
-         minute, hour, day; account: minute, hour, day). `/api/v1/whoami` is the management API: its guard \
-         checks the key (cached) and takes the same counters, then the endpoint reads the account.\n"
+         after the first request), then the example function's guard, which takes the rate limits: one \
+         conditional UpdateItem on the key's item and one on the account's, each counting its minute, hour and \
+         day windows. `/api/v1/whoami` is the management API: its guard checks the key (cached) and takes the \
+         same limits, then the endpoint reads the account.\n"
     )?;
     writeln!(
         out,
@@ -390,10 +391,21 @@ async fn main() -> Result<(), Error> {
         per("SendMessage"),
         counted.values().sum::<u64>()
     )?;
+    // On-demand prices (us-east-1): a write of an item up to 1 KB is one
+    // write unit, $0.625 per million; a consistent read $0.125 per million
+    // read units (one per 4 KB); an SQS message $0.40 per million.
+    let dollars = per("UpdateItem") * 0.625 + per("GetItem") * 0.125 + per("SendMessage") * 0.40;
     writeln!(
         out,
-        "Target: at most one DynamoDB read per protected request (none when the key is cached) and one write \
-         per counter item. The reads counted under `/api/v1/whoami` are the endpoint's own account lookup.\n"
+        "At on-demand prices (a write of an item up to 1 KB $0.625 per million, a read $0.125, an SQS message \
+         $0.40) these calls cost ${dollars:.2} per million protected requests, before Lambda and the usage \
+         function.\n"
+    )?;
+    writeln!(
+        out,
+        "Target: at most one DynamoDB read per protected request (none when the key is cached) and at most two \
+         writes, one per subject (key and account), plus one when a window of the subject turns over. The reads \
+         counted under `/api/v1/whoami` are the endpoint's own account lookup.\n"
     )?;
     // --- 4. Usage aggregation ------------------------------------------------
     writeln!(out, "## Usage aggregation\n")?;
