@@ -10,9 +10,11 @@ dev:
 	$(CARGO) build -p keyhub-tools --bin keyhub-local
 	$(STACK) run --persist -- $(CARGO) run -q -p keyhub-tools --bin keyhub-local
 
-## test: install what is missing, start the local services, run every test
+## test: install what is missing (Chromium and chromium-driver too, for the
+## console's browser tests), start the local services, run every test
 ## (after the lints: rustfmt and clippy with warnings as errors)
 test: lint
+	$(STACK) browser
 	$(CARGO) build --workspace --all-targets
 	$(STACK) run -- $(CARGO) test --workspace --no-fail-fast
 

@@ -4,6 +4,8 @@
 # Manager). Everything is installed under .local/, which git ignores.
 #
 #   scripts/stack.sh setup              install what is missing
+#   scripts/stack.sh browser            install Chromium and its WebDriver
+#                                       when missing (make test's browser tests)
 #   scripts/stack.sh run [--persist] -- CMD...
 #                                       start the services on free ports (or
 #                                       reuse running ones, see below), run CMD
@@ -43,6 +45,28 @@ setup() {
     fi
     "$venv/bin/python" -c 'import awslambdaric' || { log "awslambdaric does not import in .local/venv"; exit 1; }
     cp "$root/scripts/requirements.txt" "$stamp"
+  fi
+}
+
+# The console's browser tests (tests/tests/api/browser.rs) drive Debian's
+# headless Chromium over WebDriver: chromium and chromium-driver, installed
+# with apt-get when missing (as root, or through sudo -n).
+browser_for_console_tests() {
+  if command -v chromedriver >/dev/null && { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }; then
+    return 0
+  fi
+  local pkgs=(chromium chromium-driver)
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  if command -v apt-get >/dev/null && "${sudo[@]}" true 2>/dev/null; then
+    log "installing ${pkgs[*]} for the console's browser tests"
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${pkgs[@]}" >&2 || {
+      "${sudo[@]}" apt-get update -q >&2
+      "${sudo[@]}" apt-get install -y --no-install-recommends "${pkgs[@]}" >&2
+    }
+  else
+    log "the console's browser tests need ${pkgs[*]} (Debian's packages, or your system's Chromium and its chromedriver)"
+    exit 1
   fi
 }
 
@@ -139,6 +163,7 @@ run() {
 
 case "${1:-}" in
   setup) setup ;;
+  browser) browser_for_console_tests ;;
   run) shift; run "$@" ;;
-  *) echo "usage: $0 setup | run [--persist] -- CMD..." >&2; exit 2 ;;
+  *) echo "usage: $0 setup | browser | run [--persist] -- CMD..." >&2; exit 2 ;;
 esac

@@ -4,6 +4,7 @@
 mod accounts;
 mod auth;
 mod authorizer;
+mod browser;
 mod console;
 mod errors;
 mod helpers;

@@ -95,6 +95,8 @@ async fn main() -> Result<(), Error> {
     println!();
     println!("  your dev key (all scopes): {}", key.expose());
     println!();
+    println!("  the console:  {base}/console  (sign in with the dev key)");
+    println!();
     println!(
         "  try:  curl -s {base}/api/v1/whoami -H 'Authorization: Bearer {}'",
         key.expose()

@@ -1,0 +1,550 @@
+//! The console in a real browser: headless Chromium (Debian's `chromium`
+//! and `chromium-driver`, which `scripts/stack.sh setup` installs) driven
+//! over WebDriver against a test stack whose usage and webhook workers run
+//! in the background, as under `make dev`. What a user does, end to end:
+//! sign in, create and copy a key, find it in the list, see its usage move
+//! after requests, rotate it, add a webhook and see its delivery, retry a
+//! failed delivery, sign out. The run saves screenshots in docs/console/,
+//! the ones the README shows.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use keyhub_tools::receiver::Reply;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{ROOMY_LIMITS, TestApp, spawn_app_with, start_receiver};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn program(names: &[&str]) -> PathBuf {
+    for name in names {
+        for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+            let p = PathBuf::from(dir).join(name);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "{names:?} not found: run `scripts/stack.sh setup` (make test does), which installs Debian's chromium and chromium-driver"
+    );
+}
+
+async fn driver() -> Driver {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = tokio::process::Command::new(program(&["chromedriver"]))
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while reqwest::get(format!("{url}/status")).await.is_err() {
+        assert!(started.elapsed() < WAIT, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Driver { child, url }
+}
+
+async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
+    let mut args = vec![
+        "--headless=new".to_string(),
+        "--disable-gpu".to_string(),
+        "--disable-dev-shm-usage".to_string(),
+        "--no-first-run".to_string(),
+        format!("--window-size={width},{height}"),
+    ];
+    // Chromium refuses to run as root with its sandbox.
+    if std::env::var("USER").as_deref() == Ok("root") || is_root() {
+        args.push("--no-sandbox".to_string());
+    }
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": program(&["chromium", "chromium-browser"]),
+            "args": args,
+        },
+    });
+    let caps = match caps {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session of chromium")
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+}
+
+/// Waits until the page `section` has finished drawing.
+async fn ready(c: &Client, section: &str) {
+    find(c, &format!("body[data-ready=\"{section}\"]")).await;
+}
+
+/// Loads the console afresh at `hash` (the key stays in the tab's
+/// sessionStorage), so that no earlier page's state is mistaken for the new
+/// page's.
+async fn load(c: &Client, app: &TestApp, hash: &str) {
+    c.goto("about:blank").await.unwrap();
+    c.goto(&format!("{}/console{hash}", app.base))
+        .await
+        .unwrap();
+}
+
+async fn go(c: &Client, app: &TestApp, hash: &str, section: &str) {
+    load(c, app, hash).await;
+    ready(c, section).await;
+}
+
+/// What the live region last announced, once it announces one of `texts`'
+/// beginnings.
+async fn announced(c: &Client, texts: &[&str]) -> String {
+    let list = serde_json::to_string(texts).unwrap();
+    let js = format!(
+        "(t => {list}.some(x => t.startsWith(x)) ? t : null)(document.getElementById('status').textContent)"
+    );
+    until(c, &js, Value::is_string, "an announcement")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A JS expression's value, polled until `done` holds it.
+async fn until(c: &Client, js: &str, done: impl Fn(&Value) -> bool, what: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let v = c
+            .execute(&format!("return {js};"), vec![])
+            .await
+            .unwrap_or(Value::Null);
+        if done(&v) {
+            return v;
+        }
+        if started.elapsed() > WAIT {
+            let page = c
+                .execute("return document.querySelector('main').innerText;", vec![])
+                .await
+                .unwrap_or(Value::Null);
+            panic!(
+                "{what}: still {v}; the page reads:\n{}",
+                page.as_str().unwrap_or("")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Saves what the window shows, with `css` scrolled to its middle.
+async fn screenshot(c: &Client, name: &str, css: &str) {
+    c.execute(
+        "document.querySelector(arguments[0])?.scrollIntoView({block: 'center'});",
+        vec![json!(css)],
+    )
+    .await
+    .unwrap();
+    let png = c.screenshot().await.expect("screenshot");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/console");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn sign_in(c: &Client, app: &TestApp, key: &str) {
+    c.goto(&format!("{}/console", app.base)).await.unwrap();
+    let input = find(c, "input[name=key]").await;
+    input.send_keys(key).await.unwrap();
+    find(c, "form.signin button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The usage and webhook workers, polling as Lambda's event source
+/// mappings do, for as long as the test runs.
+async fn workers(app: &TestApp) {
+    let usage = std::sync::Arc::new(app.stack.usage_deps());
+    let source = app.stack.usage_source().await.unwrap();
+    tokio::spawn(source.run("usage", move |event| {
+        let usage = usage.clone();
+        async move { keyhub_usage::handle(&usage, event).await }
+    }));
+    let hooks = std::sync::Arc::new(app.stack.webhook_deps().unwrap());
+    let source = app.stack.webhook_source().await.unwrap();
+    tokio::spawn(source.run("webhooks", move |event| {
+        let hooks = hooks.clone();
+        async move { keyhub_webhooks::handle(&hooks, event).await }
+    }));
+}
+
+fn console_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("KEYHUB_RATE_LIMITS", ROOMY_LIMITS),
+        ("KEYHUB_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
+        ("KEYHUB_WEBHOOK_ALLOW_HTTP", "true"),
+        // Automatic retries far off (the first after about 8 minutes), so
+        // that the one the test sees is the manual one.
+        ("KEYHUB_WEBHOOK_RETRY_SCALE", "100"),
+        ("KEYHUB_WEBHOOK_TIMEOUT_SECONDS", "5"),
+    ]
+}
+
+#[tokio::test]
+async fn a_user_manages_keys_usage_and_webhooks_in_the_console() {
+    let app = spawn_app_with(&console_env()).await;
+    workers(&app).await;
+    let driver = driver().await;
+    let c = browser(&driver, 1280, 900).await;
+
+    // A wrong key is refused in the API's words.
+    sign_in(&c, &app, "kh_live_not_a_real_key").await;
+    let err = find(&c, "form.signin .error").await.text().await.unwrap();
+    assert!(err.contains("invalid_api_key"), "{err}");
+
+    // Sign in with the account's key.
+    let input = find(&c, "input[name=key]").await;
+    input.clear().await.unwrap();
+    input.send_keys(&app.admin_key).await.unwrap();
+    find(&c, "form.signin button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    ready(&c, "overview").await;
+    let stored = c
+        .execute(
+            "return [sessionStorage.length, localStorage.length, document.cookie];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        json!([1, 0, ""]),
+        "the key is in sessionStorage only"
+    );
+
+    // Create a key, shown once, and copy it.
+    go(&c, &app, "#/keys", "keys").await;
+    find(&c, "details.create-wrap > summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(&c, "form.create input[name=name]")
+        .await
+        .send_keys("console key")
+        .await
+        .unwrap();
+    for scope in ["keys:read", "usage:read"] {
+        find(&c, &format!("form.create input[value=\"{scope}\"]"))
+            .await
+            .click()
+            .await
+            .unwrap();
+    }
+    find(&c, "form.create button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let secret = find(&c, ".once input.secret").await;
+    let plaintext = secret.prop("value").await.unwrap().unwrap_or_default();
+    assert!(plaintext.starts_with("kh_live_"), "{plaintext}");
+    find(&c, ".once button.copy").await.click().await.unwrap();
+    assert_eq!(
+        announced(&c, &["Copied", "Could not copy"]).await,
+        "Copied to the clipboard."
+    );
+    // The key shown is the real one.
+    let me = app.get("/api/v1/whoami", &plaintext).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    let id = me.body["key"]["id"].as_str().unwrap().to_string();
+
+    // It is in the list, and search finds it.
+    let row = until(
+        &c,
+        "[...document.querySelectorAll('table.keys tbody tr')].map(r => r.textContent).find(t => t.includes('console key')) || null",
+        Value::is_string,
+        "the new key in the list",
+    )
+    .await;
+    assert!(row.as_str().unwrap().contains("live"));
+    find(&c, "input[name=q]")
+        .await
+        .send_keys("console")
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('table.keys tbody tr').length",
+        |v| v == &json!(1),
+        "search for the new key",
+    )
+    .await;
+    screenshot(&c, "keys", "table.keys").await;
+
+    // Its usage moves after requests made with it.
+    go(&c, &app, &format!("#/keys/{id}"), "keys").await;
+    let before: u64 = find(&c, "figure.chart-box")
+        .await
+        .attr("data-total")
+        .await
+        .unwrap()
+        .and_then(|t| t.parse().ok())
+        .unwrap();
+    for _ in 0..5 {
+        let r = app.get("/api/v1/api-keys", &plaintext).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let started = Instant::now();
+    loop {
+        c.refresh().await.unwrap();
+        ready(&c, "keys").await;
+        let total: u64 = find(&c, "figure.chart-box")
+            .await
+            .attr("data-total")
+            .await
+            .unwrap()
+            .and_then(|t| t.parse().ok())
+            .unwrap();
+        if total >= before + 5 {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "usage stayed at {total} (before: {before})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let recent = find(&c, "main").await.text().await.unwrap();
+    assert!(recent.contains("GET /api/v1/api-keys"), "recent requests");
+    screenshot(&c, "key", "figure.chart-box").await;
+
+    // Rotate it: a new key shown once; the old one is marked rotated.
+    find(&c, "button[aria-label=\"Rotate console key\"]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let grace = find(&c, "dialog input[name=grace_period_seconds]").await;
+    grace.clear().await.unwrap();
+    grace.send_keys("60").await.unwrap();
+    find(&c, "dialog button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let rotated = find(&c, ".once input.secret").await;
+    let new_key = rotated.prop("value").await.unwrap().unwrap_or_default();
+    assert!(new_key.starts_with("kh_live_") && new_key != plaintext);
+    let me = app.get("/api/v1/whoami", &new_key).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_ne!(me.body["key"]["id"].as_str(), Some(id.as_str()));
+    until(
+        &c,
+        "[...document.querySelectorAll('.badge')].some(b => b.textContent === 'rotated')",
+        |v| v == &json!(true),
+        "the old key marked rotated",
+    )
+    .await;
+
+    // A webhook endpoint; its test event fails once, then a manual retry
+    // delivers it.
+    let (url, receiver) = start_receiver(vec![Reply::status(500)]).await;
+    go(&c, &app, "#/webhooks", "webhooks").await;
+    find(&c, "details.create-wrap > summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(&c, "form.create input[name=url]")
+        .await
+        .send_keys(&url)
+        .await
+        .unwrap();
+    find(&c, "form.create button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let secret = find(&c, ".once input.secret").await;
+    let whsec = secret.prop("value").await.unwrap().unwrap_or_default();
+    assert!(whsec.starts_with("whsec_"), "{whsec}");
+    let page = find(&c, ".notice a")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    go(&c, &app, &page, "webhooks").await;
+    c.execute(
+        "[...document.querySelectorAll('button')].find(b => b.textContent === 'Send a test event').click()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    // The first delivery's status as the log shows it; until it is `want`,
+    // a click on Refresh for the next look.
+    let log_status = |want: &str| {
+        format!(
+            "(s => (s !== '{want}' && document.querySelector('#log-h + button')?.click(), s))\
+             (document.querySelector('.delivery')?.dataset.status || null)"
+        )
+    };
+    until(
+        &c,
+        &log_status("pending"),
+        |v| v == &json!("pending"),
+        "a failed first attempt",
+    )
+    .await;
+    // The page reloads the log by itself 1.5 s after an action; let that
+    // pass before using what it shows.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    until(
+        &c,
+        &log_status("pending"),
+        |v| v == &json!("pending"),
+        "the log after its reload",
+    )
+    .await;
+    find(&c, ".delivery summary").await.click().await.unwrap();
+    let attempt = find(&c, ".delivery tbody tr").await.text().await.unwrap();
+    assert!(attempt.contains("500"), "{attempt}");
+    screenshot(&c, "webhooks", ".delivery").await;
+    find(&c, ".delivery button.small")
+        .await
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        &log_status("delivered"),
+        |v| v == &json!("delivered"),
+        "the manual retry delivered",
+    )
+    .await;
+    assert_eq!(receiver.requests().len(), 2);
+
+    // The overview with the calls made so far.
+    go(&c, &app, "#/overview", "overview").await;
+    find(&c, "figure.chart-box").await;
+    let stats = find(&c, ".stats").await.text().await.unwrap();
+    assert!(stats.contains("Active keys"), "{stats}");
+    screenshot(&c, "overview", "h1").await;
+
+    // Sign out: the key is forgotten.
+    find(&c, "#signout").await.click().await.unwrap();
+    find(&c, "form.signin").await;
+    let stored = c
+        .execute("return sessionStorage.length;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(stored, json!(0));
+    c.refresh().await.unwrap();
+    find(&c, "form.signin").await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_key_sees_only_what_its_scopes_allow_and_rate_limits_read_as_the_api_says() {
+    let app = spawn_app_with(&console_env()).await;
+    let limits = keyhub::limits::Limits {
+        per_minute: Some(4),
+        ..Default::default()
+    };
+    let (key, _) = app
+        .direct_key(
+            &app.account_id,
+            keyhub::limits::Plan::Enterprise,
+            &["keys:read"],
+            limits,
+        )
+        .await;
+    let driver = driver().await;
+    // A phone's width.
+    let c = browser(&driver, 390, 844).await;
+    sign_in(&c, &app, &key).await;
+    ready(&c, "keys").await;
+    let nav = find(&c, "#nav").await.text().await.unwrap();
+    assert!(nav.contains("Keys") && nav.contains("Account"), "{nav}");
+    assert!(
+        !nav.contains("Webhooks") && !nav.contains("Overview"),
+        "{nav}"
+    );
+    let create = c
+        .find_all(Locator::Css("details.create-wrap"))
+        .await
+        .unwrap();
+    assert!(create.is_empty(), "no create form without keys:write");
+    let actions = c.find_all(Locator::Css(".row-actions")).await.unwrap();
+    assert!(actions.is_empty(), "no key actions without keys:write");
+    // Nothing wider than the phone's screen but the tables' own scrollers.
+    let overflow = c
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(overflow, json!(true), "the page scrolls sideways at 390 px");
+    // Whoami and two lists spent 3 of the key's 4 a minute: the next pages
+    // meet the limit, shown with the API's code and its Retry-After.
+    let started = Instant::now();
+    let text = loop {
+        load(&c, &app, "#/keys").await;
+        let shown = until(
+            &c,
+            "document.querySelector('main .error')?.textContent || (document.body.dataset.ready ? '' : null)",
+            Value::is_string,
+            "the keys page or an error",
+        )
+        .await;
+        if shown != json!("") {
+            break shown.as_str().unwrap_or_default().to_string();
+        }
+        assert!(started.elapsed() < WAIT * 3, "no 429 shown");
+    };
+    assert!(text.contains("rate_limit_exceeded"), "{text}");
+    assert!(text.contains("Retry after"), "{text}");
+    c.close().await.unwrap();
+}
