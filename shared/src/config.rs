@@ -432,4 +432,18 @@ mod tests {
                 .contains("KEYHUB_RATE_LIMITS")
         );
     }
+
+    #[test]
+    fn the_console_is_on_unless_turned_off() {
+        let on = |v: Option<&str>| {
+            let mut env = BASE.to_vec();
+            env.extend(v.map(|v| ("KEYHUB_CONSOLE", v)));
+            Config::from_lookup(lookup(&env)).map(|c| c.console)
+        };
+        assert!(on(None).unwrap());
+        assert!(on(Some("true")).unwrap());
+        assert!(!on(Some("false")).unwrap());
+        let err = on(Some("no")).unwrap_err().to_string();
+        assert!(err.contains("KEYHUB_CONSOLE"), "{err}");
+    }
 }
