@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 STACK := scripts/stack.sh
 
-.PHONY: dev test setup reset lint fmt clippy cfn-lint build bench deploy fuzz package sam-setup size
+.PHONY: dev test setup reset lint fmt clippy cfn-lint deny deny-advisories deny-setup build bench deploy fuzz package sam-setup size
 
 ## dev: run the whole stack locally on http://127.0.0.1:3000 and print a key
 dev:
@@ -44,7 +44,25 @@ cfn-lint: setup
 	  --ignore-checks $(SERVERLESS_RULES_OFF) -- template.yaml
 	.local/venv/bin/python scripts/sam_transform.py --check
 
-lint: fmt clippy cfn-lint
+## deny: cargo-deny's bans (one hyper, h2, rustls, rustls-webpki and aws-lc-rs;
+## no ring, openssl or native-tls), licenses and sources (crates.io only), as
+## deny.toml states them; offline, from the crates Cargo already has
+CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY := $(CURDIR)/.local/cargo/bin/cargo-deny
+deny-setup:
+	@if [ "$$($(CARGO_DENY) --version 2>/dev/null)" != "cargo-deny $(CARGO_DENY_VERSION)" ]; then \
+	  echo "installing cargo-deny $(CARGO_DENY_VERSION) into .local/cargo"; \
+	  $(CARGO) install --locked --root .local/cargo cargo-deny@$(CARGO_DENY_VERSION); \
+	fi
+deny: deny-setup
+	$(CARGO_DENY) --offline --locked check bans licenses sources
+
+## deny-advisories: the RustSec advisories too; fetches the advisory database
+## from GitHub, so it is not part of make lint (see README)
+deny-advisories: deny-setup
+	$(CARGO_DENY) --locked check advisories
+
+lint: fmt clippy cfn-lint deny
 
 ## sam-setup: the SAM CLI, pinned, in its own virtualenv (.local/sam): its
 ## pinned boto3 clashes with moto's
