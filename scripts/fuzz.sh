@@ -22,13 +22,16 @@ seconds=${FUZZ_SECONDS:-600}
 seed=${FUZZ_SEED:-$(python3 -c 'import secrets; print(secrets.randbelow(2**31))')}
 out="$root/.local/fuzz"
 
-# One schemathesis run: phases, workers, seconds, scratch dir, port, key.
+# One schemathesis run: phases, workers, seconds, scratch dir, port. Its key
+# comes from scripts/fuzz_auth.py, which replaces it when the fuzzer has
+# revoked it (see there).
 schemathesis_run() {
   # Run from a scratch directory: schemathesis keeps a .schemathesis/ cache
   # in its working directory.
-  (cd "$4" && "$root/.local/venv/bin/schemathesis" run "$root/openapi.yaml" \
+  (cd "$4" && SCHEMATHESIS_HOOKS="$root/scripts/fuzz_auth.py" \
+    "$root/.local/venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" \
+    run "$root/openapi.yaml" \
     --url "http://127.0.0.1:$5" \
-    --header "Authorization: Bearer $6" \
     --checks all \
     --phases "$1" \
     --max-time "$3" \
@@ -64,6 +67,12 @@ inside() {
     sleep 0.1
   done
   local key; key=$(cat "$work/key")
+  export FUZZ_BASE_URL="http://127.0.0.1:$port" FUZZ_KEY_FILE="$work/key" FUZZ_STACK="fuzz$seed" \
+    FUZZ_ADMIN="$root/target/debug/keyhub-admin" FUZZ_KEYS_LOG="$out/keys-replaced.log" FUZZ_MIN_LIMIT=100000000
+  FUZZ_ACCOUNT=$(curl -s "$FUZZ_BASE_URL/api/v1/whoami" -H "Authorization: Bearer $key" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["account"]["id"])')
+  export FUZZ_ACCOUNT
+  : >"$FUZZ_KEYS_LOG"
   log "keyhub on http://127.0.0.1:$port; schemathesis for ${seconds}s, seed $seed"
   local rc=0
   set -o pipefail
@@ -84,15 +93,16 @@ inside() {
   : >"$out/schemathesis.log"
   if [ -n "$first" ]; then
     budget=$(( seconds / 4 > 30 ? seconds / 4 : 30 ))
-    schemathesis_run "$first" 1 "$budget" "$work" "$port" "$key" || rc=$?
+    schemathesis_run "$first" 1 "$budget" "$work" "$port" || rc=$?
   fi
   if [ -n "$rest" ] && [ "$rc" -eq 0 ]; then
     budget=$(( seconds - (SECONDS - started) ))
     [ "$budget" -ge 10 ] || budget=10
-    schemathesis_run "$rest" 2 "$budget" "$work" "$port" "$key" || rc=$?
+    schemathesis_run "$rest" 2 "$budget" "$work" "$port" || rc=$?
   fi
   local cases; cases=$(grep -Eo '[0-9]+ generated' "$out/schemathesis.log" | awk '{n += $1} END {print n + 0}')
-  log "seed $seed, ${seconds} s: ${cases:-no} test cases"
+  local replaced; replaced=$(wc -l <"$FUZZ_KEYS_LOG")
+  log "seed $seed, ${seconds} s: ${cases:-no} test cases; the fuzzer revoked or narrowed its key $replaced times, each time replaced"
   # A crash of schemathesis itself is not a clean run either.
   if [ "$rc" -eq 0 ] && grep -qE '^(Error|.*Traceback|.*Internal Error)' "$out/schemathesis.log"; then
     log "schemathesis reported an error of its own"
@@ -113,7 +123,7 @@ fi
 mkdir -p "$out"
 rm -f "$out"/*.log "$out"/*.xml "$out"/*.ndjson
 "$root/scripts/stack.sh" setup
-${CARGO:-cargo} build -p keyhub-tools --bin keyhub-local
+${CARGO:-cargo} build -p keyhub-tools --bin keyhub-local --bin keyhub-admin
 log "seed $seed (replay: FUZZ_SEED=$seed make fuzz)"
 # A network namespace of our own: root makes one directly, anyone else
 # through a user namespace.

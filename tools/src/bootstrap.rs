@@ -48,3 +48,36 @@ pub async fn bootstrap(
         record,
     })
 }
+
+/// Adds a key with every scope (`*`) to an existing account: an operator's
+/// way back into an account whose own keys are gone (deleted, revoked,
+/// expired), which the API cannot offer since it needs a key of the account.
+/// Counted against the account's cap like any new key.
+pub async fn add_key(
+    store: &Store,
+    pepper: &Pepper,
+    prefix: &KeyPrefix,
+    account_id: &str,
+    key_name: &str,
+    max_keys: u32,
+) -> Result<(ApiKey, KeyRecord), Error> {
+    let account = store
+        .get_account(account_id)
+        .await?
+        .ok_or_else(|| format!("no account {account_id}"))?;
+    let now = time::now();
+    let settings = NewKey {
+        account_id: account.id.clone(),
+        plan: account.plan,
+        name: key_name.to_string(),
+        description: Some("made by keyhub-admin key".to_string()),
+        scopes: Scopes::parse_all(["*"])?,
+        environment: Environment::Live,
+        expires_at: None,
+        rate_limits: Default::default(),
+        metadata: Default::default(),
+    };
+    let (key, record) = key::mint(pepper, prefix, settings, now)?;
+    store.put_key(&record, max_keys, &[]).await?;
+    Ok((key, record))
+}

@@ -1,14 +1,15 @@
 //! keyhub's admin CLI. `bootstrap` makes a deployment's first account and a
 //! key with every scope, writing straight to DynamoDB, and prints the key
-//! once. It uses the normal AWS credential chain; `--endpoint-url` points it
-//! at a local stack.
+//! once; `key` adds such a key to an existing account. It uses the normal
+//! AWS credential chain; `--endpoint-url` points it at a local stack.
 
 use clap::{Parser, Subcommand};
 use keyhub::apikey::KeyPrefix;
 use keyhub::limits::Plan;
+use keyhub::pepper::Pepper;
 use keyhub::store::{Store, Tables};
 use keyhub_tools::Error;
-use keyhub_tools::bootstrap::bootstrap;
+use keyhub_tools::bootstrap::{add_key, bootstrap};
 
 #[derive(Parser)]
 #[command(about = "keyhub admin CLI")]
@@ -28,37 +29,90 @@ enum Command {
         key_name: String,
         #[arg(long, default_value = "enterprise", value_parser = ["free", "pro", "enterprise"])]
         plan: String,
-        /// The SAM stack name: implies the tables {stack}-keys and
-        /// {stack}-accounts and the secret {stack}/pepper.
-        #[arg(long)]
-        stack: Option<String>,
-        #[arg(long, env = "KEYS_TABLE")]
-        keys_table: Option<String>,
-        #[arg(long, env = "ACCOUNTS_TABLE")]
-        accounts_table: Option<String>,
-        #[arg(long, env = "PEPPER_SECRET_ID")]
-        pepper_secret_id: Option<String>,
-        #[arg(long, env = "KEYHUB_KEY_PREFIX", default_value = "kh")]
-        key_prefix: String,
-        /// Send every AWS call here (DynamoDB Local, moto) instead of AWS.
-        #[arg(long)]
-        endpoint_url: Option<String>,
+        #[command(flatten)]
+        target: Target,
     },
+    /// Add a key with every scope to an existing account (a way back in when
+    /// its keys are gone); prints the key once.
+    Key {
+        #[arg(long)]
+        account_id: String,
+        #[arg(long, default_value = "admin")]
+        key_name: String,
+        /// The account's key cap, as the API counts it.
+        #[arg(long, env = "KEYHUB_MAX_KEYS_PER_ACCOUNT", default_value_t = keyhub::key::DEFAULT_MAX_KEYS_PER_ACCOUNT)]
+        max_keys: u32,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// The deployment to write to.
+#[derive(clap::Args)]
+struct Target {
+    /// The SAM stack name: implies the tables {stack}-keys and
+    /// {stack}-accounts and the secret {stack}/pepper.
+    #[arg(long)]
+    stack: Option<String>,
+    #[arg(long, env = "KEYS_TABLE")]
+    keys_table: Option<String>,
+    #[arg(long, env = "ACCOUNTS_TABLE")]
+    accounts_table: Option<String>,
+    #[arg(long, env = "PEPPER_SECRET_ID")]
+    pepper_secret_id: Option<String>,
+    #[arg(long, env = "KEYHUB_KEY_PREFIX", default_value = "kh")]
+    key_prefix: String,
+    /// Send every AWS call here (DynamoDB Local, moto) instead of AWS.
+    #[arg(long)]
+    endpoint_url: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let Command::Bootstrap {
-        account_name,
-        key_name,
-        plan,
+    match Cli::parse().command {
+        Command::Bootstrap {
+            account_name,
+            key_name,
+            plan,
+            target,
+        } => {
+            let plan = Plan::parse(&plan).ok_or("unknown plan")?;
+            let (store, pepper, prefix) = connect(target).await?;
+            let made = bootstrap(&store, &pepper, &prefix, &account_name, &key_name, plan).await?;
+            eprintln!(
+                "account {} ({}) and key {} created.",
+                made.account.id, made.account.name, made.record.id
+            );
+            eprintln!("The key is shown once; store it now:");
+            println!("{}", made.key.expose());
+        }
+        Command::Key {
+            account_id,
+            key_name,
+            max_keys,
+            target,
+        } => {
+            let (store, pepper, prefix) = connect(target).await?;
+            let (key, record) =
+                add_key(&store, &pepper, &prefix, &account_id, &key_name, max_keys).await?;
+            eprintln!("key {} created in account {account_id}.", record.id);
+            eprintln!("The key is shown once; store it now:");
+            println!("{}", key.expose());
+        }
+    }
+    Ok(())
+}
+
+/// The store, pepper and key prefix of the deployment `target` names.
+async fn connect(target: Target) -> Result<(Store, Pepper, KeyPrefix), Error> {
+    let Target {
         stack,
         keys_table,
         accounts_table,
         pepper_secret_id,
         key_prefix,
         endpoint_url,
-    } = Cli::parse().command;
+    } = target;
     let from_stack = stack.as_deref().map(Tables::for_stack);
     let tables = Tables {
         keys: keys_table
@@ -67,14 +121,13 @@ async fn main() -> Result<(), Error> {
         accounts: accounts_table
             .or_else(|| from_stack.as_ref().map(|t| t.accounts.clone()))
             .ok_or("give --stack or --accounts-table")?,
-        // Bootstrap touches only the keys and accounts tables.
+        // The admin CLI touches only the keys and accounts tables.
         ..Tables::for_stack(stack.as_deref().unwrap_or("-"))
     };
     let secret_id = pepper_secret_id
         .or_else(|| stack.as_ref().map(|s| format!("{s}/pepper")))
         .ok_or("give --stack or --pepper-secret-id")?;
     let prefix = KeyPrefix::parse(&key_prefix)?;
-    let plan = Plan::parse(&plan).ok_or("unknown plan")?;
 
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(url) = endpoint_url {
@@ -85,12 +138,5 @@ async fn main() -> Result<(), Error> {
         keyhub::secrets::load_pepper(&aws_sdk_secretsmanager::Client::new(&sdk), &secret_id)
             .await?;
     let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), tables);
-    let made = bootstrap(&store, &pepper, &prefix, &account_name, &key_name, plan).await?;
-    eprintln!(
-        "account {} ({}) and key {} created.",
-        made.account.id, made.account.name, made.record.id
-    );
-    eprintln!("The key is shown once; store it now:");
-    println!("{}", made.key.expose());
-    Ok(())
+    Ok((store, pepper, prefix))
 }
