@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
 
-use crate::key::KeyRecord;
-use crate::pepper::{KeyDigest, KeyId};
+use crate::domain::key::KeyRecord;
+use crate::domain::pepper::{KeyDigest, KeyId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSettings {
@@ -109,8 +109,8 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apikey::{ApiKey, Environment, KeyPrefix};
-    use crate::pepper::Pepper;
+    use crate::domain::apikey::{ApiKey, Environment, KeyPrefix};
+    use crate::domain::pepper::Pepper;
 
     fn digest() -> KeyDigest {
         let key = ApiKey::generate(&KeyPrefix::default(), Environment::Live).unwrap();

@@ -3,11 +3,48 @@
 
 use std::time::Duration;
 
-use crate::apikey::KeyPrefix;
 use crate::cache::CacheSettings;
-use crate::limits::RateLimitPolicy;
+use crate::domain::apikey::KeyPrefix;
+use crate::domain::limits::RateLimitPolicy;
 use crate::netpolicy::AddressPolicy;
-use crate::store::Tables;
+
+/// Table names, one per concern. In AWS they come from the function's
+/// environment (template.yaml sets them); locally they are `{stack}-{suffix}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    pub keys: String,
+    pub accounts: String,
+    /// Rate-limit counters, one item per subject and window instance.
+    pub counters: String,
+    /// Usage: recent requests and per-hour sums.
+    pub usage: String,
+    /// Webhook endpoints, deliveries and the event outbox.
+    pub webhooks: String,
+}
+
+impl Tables {
+    /// The names template.yaml gives a stack: `!Sub "${AWS::StackName}-keys"`.
+    pub fn for_stack(stack: &str) -> Self {
+        Tables {
+            keys: format!("{stack}-keys"),
+            accounts: format!("{stack}-accounts"),
+            counters: format!("{stack}-counters"),
+            usage: format!("{stack}-usage"),
+            webhooks: format!("{stack}-webhooks"),
+        }
+    }
+
+    /// Pairs of (environment variable, table name), as the functions read them.
+    pub fn env_vars(&self) -> [(&'static str, &str); 5] {
+        [
+            ("KEYS_TABLE", &self.keys),
+            ("ACCOUNTS_TABLE", &self.accounts),
+            ("COUNTERS_TABLE", &self.counters),
+            ("USAGE_TABLE", &self.usage),
+            ("WEBHOOKS_TABLE", &self.webhooks),
+        ]
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -270,7 +307,7 @@ impl Config {
             aws: AwsTimeouts::from_lookup(&get)?,
             max_keys_per_account: match number(
                 "KEYHUB_MAX_KEYS_PER_ACCOUNT",
-                f64::from(crate::key::DEFAULT_MAX_KEYS_PER_ACCOUNT),
+                f64::from(crate::domain::key::DEFAULT_MAX_KEYS_PER_ACCOUNT),
             )? {
                 n if n >= 1.0 && n <= f64::from(u32::MAX) && n.fract() == 0.0 => n as u32,
                 n => {

@@ -1,14 +1,14 @@
 //! The first account and key of a deployment, written straight to DynamoDB
 //! (there is no key yet to call the API with).
 
-use keyhub::account::Account;
-use keyhub::apikey::{ApiKey, Environment, KeyPrefix};
-use keyhub::key::{self, KeyRecord, NewKey};
-use keyhub::limits::Plan;
-use keyhub::pepper::Pepper;
-use keyhub::scope::Scopes;
-use keyhub::store::Store;
-use keyhub::time;
+use keyhub::aws::store::Store;
+use keyhub::domain::account::Account;
+use keyhub::domain::apikey::{ApiKey, Environment, KeyPrefix};
+use keyhub::domain::key::{self, KeyRecord, NewKey};
+use keyhub::domain::limits::Plan;
+use keyhub::domain::pepper::Pepper;
+use keyhub::domain::scope::Scopes;
+use keyhub::domain::time;
 
 use crate::Error;
 

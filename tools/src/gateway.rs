@@ -21,7 +21,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use keyhub::auth::KeyHeader;
+use keyhub::http::auth::KeyHeader;
 use keyhub_authorizer::routes::{RouteScopes, iam_matches};
 use serde_json::Value;
 
@@ -564,7 +564,7 @@ pub fn match_template(template: &str, path: &str) -> Option<(HashMap<String, Str
 pub fn new_request_id() -> String {
     let mut b = [0u8; 16];
     if getrandom::fill(&mut b).is_err() {
-        return keyhub::http::new_request_id();
+        return keyhub::http::request::new_request_id();
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

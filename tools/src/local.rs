@@ -5,15 +5,15 @@
 use std::collections::HashMap;
 
 use aws_config::SdkConfig;
-use keyhub::auth::Authenticator;
+use keyhub::aws::eventbus::EventBus;
+use keyhub::aws::queues::UsageSink;
+use keyhub::aws::ratelimit::Limiter;
+use keyhub::aws::sealed::SecretBox;
+use keyhub::aws::store::Store;
 use keyhub::config::Config;
-use keyhub::eventbus::EventBus;
-use keyhub::guard::Guard;
-use keyhub::pepper::Pepper;
-use keyhub::ratelimit::Limiter;
-use keyhub::sealed::SecretBox;
-use keyhub::store::Store;
-use keyhub::usage::UsageSink;
+use keyhub::domain::pepper::Pepper;
+use keyhub::http::auth::Authenticator;
+use keyhub::http::guard::Guard;
 
 use crate::Error;
 use crate::resources::{ensure_queues, ensure_secret, ensure_tables};
@@ -81,9 +81,9 @@ impl LocalStack {
             resources.insert(logical, secret_name);
         }
         let config = stack_config(name, &resources, env)?;
-        let pepper = keyhub::secrets::load_pepper(&sm, &config.pepper_secret_id).await?;
+        let pepper = keyhub::aws::secrets::load_pepper(&sm, &config.pepper_secret_id).await?;
         let secret_box = match &config.webhooks.key_secret_id {
-            Some(id) => Some(keyhub::secrets::load_secret_box(&sm, id).await?),
+            Some(id) => Some(keyhub::aws::secrets::load_secret_box(&sm, id).await?),
             None => None,
         };
         let store = Store::new(ddb, config.tables.clone());

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
 use std::collections::HashMap;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use keyhub::base62;
+use keyhub::domain::base62;
 
 use crate::Error;
 use crate::template::{IndexSpec, QueueSpec, TableSpec};

@@ -4,11 +4,11 @@
 //! read). These are operator routes (`accounts:write`) for any account.
 
 use keyhub::ApiError;
-use keyhub::account::Account;
-use keyhub::key::NewKey;
-use keyhub::limits::Plan;
-use keyhub::pepper::KeyId;
-use keyhub::scope::{ACCOUNT_ADMIN_SCOPES, Scopes};
+use keyhub::domain::account::Account;
+use keyhub::domain::key::NewKey;
+use keyhub::domain::limits::Plan;
+use keyhub::domain::pepper::KeyId;
+use keyhub::domain::scope::{ACCOUNT_ADMIN_SCOPES, Scopes};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -35,7 +35,7 @@ pub async fn create(call: &Call<'_>) -> Reply {
             .unwrap_or_else(|| "admin".to_string()),
         description: None,
         scopes,
-        environment: keyhub::apikey::Environment::Live,
+        environment: keyhub::domain::apikey::Environment::Live,
         expires_at: None,
         rate_limits: Default::default(),
         metadata: Default::default(),
@@ -125,7 +125,7 @@ pub async fn update(call: &Call<'_>) -> Reply {
         .change_plan(&id, body.plan, &events)
         .await
         .map_err(|e| match e {
-            keyhub::store::StoreError::NotFound => ApiError::NotFound { what: "account" },
+            keyhub::aws::store::StoreError::NotFound => ApiError::NotFound { what: "account" },
             other => other.into(),
         })?;
     call.publish(&events).await;

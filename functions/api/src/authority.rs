@@ -7,11 +7,11 @@
 //! (rotated, expired) at write time.
 
 use keyhub::ApiError;
-use keyhub::auth::Principal;
-use keyhub::key::KeyRecord;
-use keyhub::limits::{Limits, Window};
-use keyhub::scope::Scopes;
-use keyhub::time::Timestamp;
+use keyhub::domain::key::KeyRecord;
+use keyhub::domain::limits::{Limits, Window};
+use keyhub::domain::scope::Scopes;
+use keyhub::domain::time::Timestamp;
+use keyhub::http::auth::Principal;
 
 /// The scope that lifts the bounds on expiry and limits.
 pub const ADMIN: &str = "keys:admin";
@@ -177,10 +177,10 @@ fn set(l: &mut Limits, w: Window, v: Option<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyhub::apikey::{ApiKey, Environment, KeyPrefix};
-    use keyhub::key::NewKey;
-    use keyhub::limits::{Plan, RateLimitPolicy};
-    use keyhub::pepper::Pepper;
+    use keyhub::domain::apikey::{ApiKey, Environment, KeyPrefix};
+    use keyhub::domain::key::NewKey;
+    use keyhub::domain::limits::{Plan, RateLimitPolicy};
+    use keyhub::domain::pepper::Pepper;
     use serde_json::Map;
 
     fn record(scopes: &[&str], expires_at: Option<Timestamp>, limits: Limits) -> KeyRecord {
@@ -200,7 +200,7 @@ mod tests {
                 rate_limits: limits,
                 metadata: Map::new(),
             },
-            keyhub::time::now(),
+            keyhub::domain::time::now(),
         )
     }
 
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn children_are_bounded_by_the_caller_unless_admin() {
-        let now = keyhub::time::now();
+        let now = keyhub::domain::time::now();
         let soon = now + chrono::Duration::hours(1);
         let later = now + chrono::Duration::hours(2);
         let caller = record(&["keys:write"], Some(soon), Limits::new(10, 100, 1000));
@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn a_key_cannot_extend_itself_and_retired_keys_stay_retired() {
-        let now = keyhub::time::now();
+        let now = keyhub::domain::time::now();
         let soon = now + chrono::Duration::hours(1);
         let me = record(&["*"], Some(soon), Limits::new(10, 100, 1000));
         let later = Some(now + chrono::Duration::hours(2));

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use keyhub::ApiError;
-use keyhub::auth::{Authenticator, Principal};
+use keyhub::aws::eventbus::EventBus;
+use keyhub::aws::sealed::SecretBox;
+use keyhub::aws::store::Store;
 use keyhub::config::Config;
-use keyhub::eventbus::EventBus;
-use keyhub::guard::{Guard, Metering, Served};
-use keyhub::http;
-use keyhub::key::KeyRecord;
-use keyhub::routes::{self, Route};
-use keyhub::sealed::SecretBox;
-use keyhub::store::Store;
-use keyhub::time::{self, Timestamp};
+use keyhub::domain::key::KeyRecord;
+use keyhub::domain::time::{self, Timestamp};
+use keyhub::http::auth::{Authenticator, Principal};
+use keyhub::http::guard::{Guard, Metering, Served};
+use keyhub::http::request;
+use keyhub::http::routes::{self, Route};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
@@ -39,7 +39,7 @@ impl Deps {
     pub fn new(
         ddb: aws_sdk_dynamodb::Client,
         sqs: aws_sdk_sqs::Client,
-        pepper: keyhub::pepper::Pepper,
+        pepper: keyhub::domain::pepper::Pepper,
         secrets: Option<SecretBox>,
         config: Config,
     ) -> Self {
@@ -50,11 +50,11 @@ impl Deps {
             config.key_prefix.clone(),
             config.key_cache,
         );
-        let limiter = keyhub::ratelimit::Limiter::new(ddb, config.tables.counters.clone());
+        let limiter = keyhub::aws::ratelimit::Limiter::new(ddb, config.tables.counters.clone());
         let usage = config
             .usage_queue_url
             .clone()
-            .map(|url| keyhub::usage::UsageSink::new(sqs.clone(), url));
+            .map(|url| keyhub::aws::queues::UsageSink::new(sqs.clone(), url));
         let events = config
             .webhooks
             .queue_url
@@ -92,7 +92,7 @@ pub struct Call<'a> {
     pub now: Timestamp,
     /// Whether this route's operation needs a body (openapi.yaml's
     /// `requestBody.required`).
-    pub body_rule: http::BodyRule,
+    pub body_rule: request::BodyRule,
 }
 
 impl Call<'_> {
@@ -101,20 +101,27 @@ impl Call<'_> {
     }
 
     pub fn body<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
-        http::parse_body(self.req, self.deps.config.max_body_bytes, self.body_rule)
+        request::parse_body(self.req, self.deps.config.max_body_bytes, self.body_rule)
     }
 
     /// An event of `account_id`, if this deployment sends webhooks (no
     /// queue, no events): what a change writes to the outbox with itself.
-    pub fn event(&self, account_id: &str, kind: &str, data: Value) -> Vec<keyhub::events::Event> {
+    pub fn event(
+        &self,
+        account_id: &str,
+        kind: &str,
+        data: Value,
+    ) -> Vec<keyhub::domain::events::Event> {
         match &self.deps.events {
-            Some(_) => vec![keyhub::events::Event::new(kind, account_id, data, self.now)],
+            Some(_) => vec![keyhub::domain::events::Event::new(
+                kind, account_id, data, self.now,
+            )],
             None => Vec::new(),
         }
     }
 
     /// Sends events whose change has committed.
-    pub async fn publish(&self, events: &[keyhub::events::Event]) {
+    pub async fn publish(&self, events: &[keyhub::domain::events::Event]) {
         if let Some(bus) = &self.deps.events
             && !events.is_empty()
         {
@@ -125,9 +132,9 @@ impl Call<'_> {
     /// A new key with these settings, made now.
     pub fn mint(
         &self,
-        settings: keyhub::key::NewKey,
-    ) -> Result<(keyhub::apikey::ApiKey, KeyRecord), ApiError> {
-        keyhub::key::mint(
+        settings: keyhub::domain::key::NewKey,
+    ) -> Result<(keyhub::domain::apikey::ApiKey, KeyRecord), ApiError> {
+        keyhub::domain::key::mint(
             self.deps.auth.pepper(),
             &self.deps.config.key_prefix,
             settings,
@@ -139,7 +146,7 @@ impl Call<'_> {
 
 #[tracing::instrument(skip_all, fields(method = %req.method(), request_id))]
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let request_id = http::request_id(&req);
+    let request_id = request::request_id(&req);
     tracing::Span::current().record("request_id", request_id.as_str());
     // The console's static files: no key, no metering.
     if let Some(resp) = console::serve(&req, deps.config.console, &request_id) {
@@ -156,10 +163,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 .map(|m| m.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            return http::error(&ApiError::MethodNotAllowed { allow }, &request_id);
+            return request::error(&ApiError::MethodNotAllowed { allow }, &request_id);
         }
         Found::Nothing => {
-            return http::error(&ApiError::NotFound { what: "route" }, &request_id);
+            return request::error(&ApiError::NotFound { what: "route" }, &request_id);
         }
     };
     let endpoint = endpoint(route);
@@ -177,7 +184,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     {
         Ok(admitted) => {
             let Some(caller) = admitted.record.as_deref() else {
-                return http::error(&ApiError::Internal, &request_id);
+                return request::error(&ApiError::Internal, &request_id);
             };
             let call = Call {
                 deps,
@@ -186,7 +193,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 caller,
                 params: &params,
                 now,
-                body_rule: endpoint.map_or(http::BodyRule::Optional, body_rule),
+                body_rule: endpoint.map_or(request::BodyRule::Optional, body_rule),
             };
             (
                 dispatch(endpoint, &call).await,
@@ -197,16 +204,16 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
         Err(rejection) => (Err(rejection.error), rejection.rate, rejection.principal),
     };
     let mut resp = match reply {
-        Ok((status, body)) => http::json(status, &body, &request_id),
+        Ok((status, body)) => request::json(status, &body, &request_id),
         Err(e) => {
             if e.status() >= 500 {
                 tracing::error!(code = e.code(), "request failed");
             }
-            http::error(&e, &request_id)
+            request::error(&e, &request_id)
         }
     };
     if endpoint.is_some_and(reveals_secret) {
-        http::no_store(&mut resp);
+        request::no_store(&mut resp);
     }
     let served = Served {
         req: &req,
@@ -232,7 +239,7 @@ enum Found {
 /// The route by API Gateway's resource path when there is one (in AWS and
 /// behind the local gateway), else by matching the raw path.
 fn find_route(req: &Request) -> Found {
-    let (found, methods) = match http::resource(req) {
+    let (found, methods) = match request::resource(req) {
         Some((resource, params)) => (
             routes::by_resource(req.method(), &resource).map(|r| (r, params)),
             routes::methods_of_resource(&resource),
@@ -251,12 +258,12 @@ fn find_route(req: &Request) -> Found {
 
 /// Operations whose body is required in openapi.yaml; the rest read a
 /// missing body as `{}`.
-fn body_rule(endpoint: Endpoint) -> http::BodyRule {
+fn body_rule(endpoint: Endpoint) -> request::BodyRule {
     use Endpoint::*;
     match endpoint {
         CreateAccount | UpdateAccount | CreateKey | UpdateKey | Verify | CreateWebhook
-        | UpdateWebhook => http::BodyRule::Required,
-        _ => http::BodyRule::Optional,
+        | UpdateWebhook => request::BodyRule::Required,
+        _ => request::BodyRule::Optional,
     }
 }
 

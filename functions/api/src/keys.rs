@@ -2,11 +2,12 @@
 //! Every read and write is scoped to the caller's account.
 
 use keyhub::ApiError;
-use keyhub::key::{KeyRecord, KeyState, NewKey};
-use keyhub::pepper::KeyId;
-use keyhub::scope::Scopes;
-use keyhub::store::{KeyPatch, StoreError};
-use keyhub::time;
+use keyhub::aws::store::StoreError;
+use keyhub::domain::key::KeyPatch;
+use keyhub::domain::key::{KeyRecord, KeyState, NewKey};
+use keyhub::domain::pepper::KeyId;
+use keyhub::domain::scope::Scopes;
+use keyhub::domain::time;
 use serde_json::{Value, json};
 
 use crate::authority::Authority;
@@ -94,7 +95,7 @@ pub async fn create(call: &Call<'_>) -> Reply {
 }
 
 pub async fn list(call: &Call<'_>) -> Reply {
-    let query = ListQuery::parse(&keyhub::http::query(call.req)?)?;
+    let query = ListQuery::parse(&keyhub::http::request::query(call.req)?)?;
     let keys = call
         .deps
         .store

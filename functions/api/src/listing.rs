@@ -8,9 +8,9 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use keyhub::ApiError;
-use keyhub::apikey::Environment;
-use keyhub::key::KeyRecord;
-use keyhub::time;
+use keyhub::domain::apikey::Environment;
+use keyhub::domain::key::KeyRecord;
+use keyhub::domain::time;
 
 pub const DEFAULT_SIZE: usize = 10;
 pub const MAX_SIZE: usize = 100;

@@ -8,14 +8,16 @@ use lambda_http::{Error, Request, service_fn};
 async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
     let config = Config::from_env()?;
-    let sdk = keyhub::aws_config().await;
+    let sdk = keyhub::aws::aws_config().await;
     let sm = aws_sdk_secretsmanager::Client::new(&sdk);
     // Both secrets at once: a cold start waits for the slower, not the sum.
     let (pepper, secrets) = tokio::try_join!(
-        keyhub::secrets::load_pepper(&sm, &config.pepper_secret_id),
+        keyhub::aws::secrets::load_pepper(&sm, &config.pepper_secret_id),
         async {
             match &config.webhooks.key_secret_id {
-                Some(id) => keyhub::secrets::load_secret_box(&sm, id).await.map(Some),
+                Some(id) => keyhub::aws::secrets::load_secret_box(&sm, id)
+                    .await
+                    .map(Some),
                 None => Ok(None),
             }
         }

@@ -2,10 +2,10 @@
 //! handlers never re-check them. Unknown fields are refused everywhere: a typo
 //! in a field name should fail loudly, not be ignored.
 
-use keyhub::apikey::Environment;
-use keyhub::limits::{Limits, Plan};
-use keyhub::scope::Scopes;
-use keyhub::time::{self, Timestamp};
+use keyhub::domain::apikey::Environment;
+use keyhub::domain::limits::{Limits, Plan};
+use keyhub::domain::scope::Scopes;
+use keyhub::domain::time::{self, Timestamp};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
@@ -363,7 +363,7 @@ pub struct CreateAccount {
 mod tests {
     use super::*;
     use keyhub::ApiError;
-    use keyhub::http::from_json;
+    use keyhub::http::request::from_json;
 
     fn reason(e: ApiError) -> (Option<String>, &'static str) {
         match e {
@@ -492,11 +492,11 @@ impl TryFrom<Vec<String>> for EventTypes {
         }
         if let Some(bad) = v
             .iter()
-            .find(|e| *e != "*" && !keyhub::events::EVENT_TYPES.contains(&e.as_str()))
+            .find(|e| *e != "*" && !keyhub::domain::events::EVENT_TYPES.contains(&e.as_str()))
         {
             return Err(format!(
                 "unknown event type {bad:?}; known: {}",
-                keyhub::events::EVENT_TYPES.join(", ")
+                keyhub::domain::events::EVENT_TYPES.join(", ")
             ));
         }
         Ok(EventTypes(v))

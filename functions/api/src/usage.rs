@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::Duration;
 use keyhub::ApiError;
-use keyhub::key::KeyState;
-use keyhub::pepper::KeyId;
-use keyhub::store::{RecentRequest, StoreError, hour_start};
-use keyhub::time::{self, Timestamp};
-use keyhub::usage::{Tally, hour_of};
+use keyhub::aws::store::{RecentRequest, StoreError, hour_start};
+use keyhub::domain::key::KeyState;
+use keyhub::domain::pepper::KeyId;
+use keyhub::domain::time::{self, Timestamp};
+use keyhub::domain::usage::{Tally, hour_of};
 use serde_json::{Value, json};
 
 use crate::handler::{Call, Reply};
@@ -184,7 +184,7 @@ fn range(q: &HashMap<String, String>, now: Timestamp) -> Result<Range, ApiError>
 
 pub async fn series(call: &Call<'_>) -> Reply {
     let id = KeyId::parse(call.param("id")).ok_or(ApiError::NotFound { what: "API key" })?;
-    let r = range(&keyhub::http::query(call.req)?, call.now)?;
+    let r = range(&keyhub::http::request::query(call.req)?, call.now)?;
     let g = r.granularity;
     let store = &call.deps.store;
     store

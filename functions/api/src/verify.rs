@@ -4,10 +4,10 @@
 //! request through the gateway would.
 
 use keyhub::ApiError;
-use keyhub::auth::Principal;
-use keyhub::key::KeyState;
-use keyhub::ratelimit::WindowState;
-use keyhub::scope::Scopes;
+use keyhub::aws::ratelimit::WindowState;
+use keyhub::domain::key::KeyState;
+use keyhub::domain::scope::Scopes;
+use keyhub::http::auth::Principal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -104,10 +104,11 @@ mod tests {
 
     #[test]
     fn scopes_may_be_absent_but_not_null() {
-        let ok: VerifyRequest = keyhub::http::from_json(br#"{"key": "k"}"#).unwrap();
+        let ok: VerifyRequest = keyhub::http::request::from_json(br#"{"key": "k"}"#).unwrap();
         assert!(ok.scopes.is_none());
-        let e = keyhub::http::from_json::<VerifyRequest>(br#"{"key": "k", "scopes": null}"#)
-            .unwrap_err();
+        let e =
+            keyhub::http::request::from_json::<VerifyRequest>(br#"{"key": "k", "scopes": null}"#)
+                .unwrap_err();
         assert_eq!(e.code(), "invalid_request");
     }
 }

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use keyhub::ApiError;
-use keyhub::base62;
-use keyhub::eventbus::{EventBus, WebhookMessage};
-use keyhub::events::Event;
-use keyhub::sealed::SecretBox;
-use keyhub::store::{EndpointPatch, StoreError};
-use keyhub::time;
-use keyhub::webhook::{Endpoint, SigningSecret};
+use keyhub::aws::eventbus::{EventBus, WebhookMessage};
+use keyhub::aws::sealed::SecretBox;
+use keyhub::aws::store::{EndpointPatch, StoreError};
+use keyhub::domain::base62;
+use keyhub::domain::events::Event;
+use keyhub::domain::time;
+use keyhub::domain::webhook::{Endpoint, SigningSecret};
 use serde_json::{Value, json};
 
 use crate::handler::{Call, Reply};
@@ -111,10 +111,7 @@ pub async fn create(call: &Call<'_>) -> Reply {
     let sealed = secrets
         .seal(secret.bytes(), &id)
         .map_err(|_| ApiError::Internal)?;
-    let (pk, sk) = Endpoint::keys(account, &id);
     let endpoint = Endpoint {
-        pk,
-        sk,
         id,
         account_id: account.clone(),
         url,
@@ -235,7 +232,7 @@ pub async fn test(call: &Call<'_>) -> Reply {
 }
 
 fn page_query(call: &Call<'_>) -> Result<(i32, Option<String>), ApiError> {
-    let q = keyhub::http::query(call.req)?;
+    let q = keyhub::http::request::query(call.req)?;
     if let Some(k) = q
         .keys()
         .find(|k| !["limit", "cursor"].contains(&k.as_str()))
@@ -295,7 +292,7 @@ pub async fn deliveries(call: &Call<'_>) -> Reply {
 
 async fn owned_delivery(
     call: &Call<'_>,
-) -> Result<(Endpoint, keyhub::webhook::Delivery), ApiError> {
+) -> Result<(Endpoint, keyhub::domain::webhook::Delivery), ApiError> {
     let not_found = ApiError::NotFound { what: "delivery" };
     let id = call.param("delivery_id");
     let endpoint = owned_endpoint(call).await?;
@@ -326,7 +323,7 @@ pub async fn retry(call: &Call<'_>) -> Reply {
         ));
     }
     // A new retry chain: a message of the old one still queued is dropped.
-    let chain = keyhub::eventbus::new_chain();
+    let chain = keyhub::aws::eventbus::new_chain();
     call.deps
         .store
         .restart_delivery(&endpoint.id, &delivery.id, &chain, call.now)

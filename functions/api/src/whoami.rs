@@ -1,6 +1,6 @@
 //! `GET /api/v1/whoami`: the calling key, its account and its limits.
 
-use keyhub::time;
+use keyhub::domain::time;
 use serde_json::json;
 
 use crate::handler::{Call, Reply};

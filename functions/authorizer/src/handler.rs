@@ -17,9 +17,9 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use keyhub::ApiError;
-use keyhub::auth::{Authenticator, KeyHeader, Principal};
-use keyhub::limits::RateLimitPolicy;
-use keyhub::time;
+use keyhub::domain::limits::RateLimitPolicy;
+use keyhub::domain::time;
+use keyhub::http::auth::{Authenticator, KeyHeader, Principal};
 use serde_json::Value;
 
 use crate::routes::{Policy, RouteScopes};

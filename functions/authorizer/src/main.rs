@@ -1,9 +1,9 @@
 //! Lambda entry point: one-time set-up, then `handler::authorize` per event.
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
-use keyhub::auth::{Authenticator, KeyHeader};
+use keyhub::aws::store::Store;
 use keyhub::config::Config;
-use keyhub::store::Store;
+use keyhub::http::auth::{Authenticator, KeyHeader};
 use keyhub_authorizer::routes::RouteScopes;
 use keyhub_authorizer::{Deps, authorize};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -13,8 +13,8 @@ async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
     let config = Config::from_env()?;
     let routes = RouteScopes::parse(&std::env::var("KEYHUB_ROUTE_SCOPES").unwrap_or_default())?;
-    let sdk = keyhub::aws_config().await;
-    let pepper = keyhub::secrets::load_pepper(
+    let sdk = keyhub::aws::aws_config().await;
+    let pepper = keyhub::aws::secrets::load_pepper(
         &aws_sdk_secretsmanager::Client::new(&sdk),
         &config.pepper_secret_id,
     )

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use keyhub::scope::{Scope, Scopes};
+use keyhub::domain::scope::{Scope, Scopes};
 
 /// The methods API Gateway routes; `ANY` stands for those a resource does
 /// not declare on its own.

@@ -5,8 +5,9 @@
 
 use std::time::Instant;
 
-use keyhub::guard::{Guard, Served};
-use keyhub::{http, time};
+use keyhub::domain::time;
+use keyhub::http::guard::{Guard, Served};
+use keyhub::http::request;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
@@ -17,7 +18,7 @@ pub struct Deps {
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let started = Instant::now();
     let now = time::now();
-    let request_id = http::request_id(&req);
+    let request_id = request::request_id(&req);
     let (mut resp, rate, principal) = match deps.guard.admit_authorized(&req, now).await {
         Ok(admitted) => {
             let p = &admitted.principal;
@@ -30,18 +31,18 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 "plan": p.plan,
             });
             (
-                http::json(200, &body, &request_id),
+                request::json(200, &body, &request_id),
                 admitted.rate,
                 Some(admitted.principal),
             )
         }
         Err(rejection) => (
-            http::error(&rejection.error, &request_id),
+            request::error(&rejection.error, &request_id),
             rejection.rate,
             rejection.principal,
         ),
     };
-    let route = http::resource(&req)
+    let route = request::resource(&req)
         .map(|(r, _)| r)
         .unwrap_or_else(|| req.uri().path().to_string());
     let served = Served {

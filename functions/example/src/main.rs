@@ -1,11 +1,11 @@
 //! Lambda entry point of the example API.
 
+use keyhub::aws::eventbus::EventBus;
+use keyhub::aws::queues::UsageSink;
+use keyhub::aws::ratelimit::Limiter;
+use keyhub::aws::store::Store;
 use keyhub::config::Config;
-use keyhub::eventbus::EventBus;
-use keyhub::guard::Guard;
-use keyhub::ratelimit::Limiter;
-use keyhub::store::Store;
-use keyhub::usage::UsageSink;
+use keyhub::http::guard::Guard;
 use keyhub_example::{Deps, handle};
 use lambda_http::{Error, Request, service_fn};
 
@@ -13,7 +13,7 @@ use lambda_http::{Error, Request, service_fn};
 async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
     let config = Config::from_env()?;
-    let sdk = keyhub::aws_config().await;
+    let sdk = keyhub::aws::aws_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let limiter = Limiter::new(ddb.clone(), config.tables.counters.clone());

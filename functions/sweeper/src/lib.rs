@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use keyhub::eventbus::EventBus;
-use keyhub::events::Event;
-use keyhub::key::KeyRecord;
-use keyhub::limits::RateLimitPolicy;
-use keyhub::store::{Store, StoreError};
-use keyhub::time::Timestamp;
+use keyhub::aws::eventbus::EventBus;
+use keyhub::aws::store::{Store, StoreError};
+use keyhub::domain::events::Event;
+use keyhub::domain::key::KeyRecord;
+use keyhub::domain::limits::RateLimitPolicy;
+use keyhub::domain::time::Timestamp;
 use serde::Serialize;
 
 pub struct Deps {

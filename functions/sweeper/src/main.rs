@@ -4,9 +4,9 @@
 // for the compiler to lay it out.
 #![recursion_limit = "256"]
 
+use keyhub::aws::eventbus::EventBus;
+use keyhub::aws::store::Store;
 use keyhub::config::Config;
-use keyhub::eventbus::EventBus;
-use keyhub::store::Store;
 use keyhub_sweeper::{Deps, sweep};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
         .queue_url
         .clone()
         .ok_or("WEBHOOK_QUEUE_URL is not set")?;
-    let sdk = keyhub::aws_config().await;
+    let sdk = keyhub::aws::aws_config().await;
     let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone());
     let deps = Deps {
         bus: EventBus::new(store.clone(), aws_sdk_sqs::Client::new(&sdk), queue_url),
@@ -31,7 +31,7 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {
-            Ok::<_, Error>(sweep(deps, keyhub::time::now()).await?)
+            Ok::<_, Error>(sweep(deps, keyhub::domain::time::now()).await?)
         },
     ))
     .await

@@ -9,8 +9,8 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use keyhub::store::{Maxima, Store};
-use keyhub::usage::UsageRecord;
+use keyhub::aws::store::{Maxima, Store};
+use keyhub::domain::usage::UsageRecord;
 
 pub struct Deps {
     pub store: Store,

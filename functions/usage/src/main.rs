@@ -1,8 +1,8 @@
 //! Lambda entry point of the usage aggregator.
 
 use aws_lambda_events::sqs::SqsEvent;
+use keyhub::aws::store::Store;
 use keyhub::config::Config;
-use keyhub::store::Store;
 use keyhub_usage::{Deps, handle};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -10,7 +10,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
     let config = Config::from_env()?;
-    let sdk = keyhub::aws_config().await;
+    let sdk = keyhub::aws::aws_config().await;
     let deps = Deps::new(
         Store::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone()),
         config.usage_retention,

@@ -216,7 +216,7 @@ impl DeliveryClient {
                 }
             }
         }
-        kept.truncate(keyhub::webhook::RESPONSE_KEPT);
+        kept.truncate(keyhub::domain::webhook::RESPONSE_KEPT);
         Answer {
             status: Some(status),
             retry_after,

@@ -1,9 +1,9 @@
 //! Lambda entry point of the webhook worker.
 
 use aws_lambda_events::sqs::SqsEvent;
+use keyhub::aws::eventbus::EventBus;
+use keyhub::aws::store::Store;
 use keyhub::config::Config;
-use keyhub::eventbus::EventBus;
-use keyhub::store::Store;
 use keyhub_webhooks::client::DeliveryClient;
 use keyhub_webhooks::{Deps, handle};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -21,11 +21,11 @@ async fn main() -> Result<(), Error> {
         .key_secret_id
         .clone()
         .ok_or("WEBHOOK_KEY_SECRET_ID is not set")?;
-    let sdk = keyhub::aws_config().await;
+    let sdk = keyhub::aws::aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone());
     let secrets =
-        keyhub::secrets::load_secret_box(&aws_sdk_secretsmanager::Client::new(&sdk), &key_id)
+        keyhub::aws::secrets::load_secret_box(&aws_sdk_secretsmanager::Client::new(&sdk), &key_id)
             .await?;
     let deps = Deps {
         bus: EventBus::new(store.clone(), sqs.clone(), queue_url.clone()),

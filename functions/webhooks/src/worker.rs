@@ -1,5 +1,5 @@
 //! The delivery worker: one I/O path (`attempt`) around the pure rules of
-//! `keyhub::webhook` (signing, the schedule, what an answer means).
+//! `keyhub::domain::webhook` (signing, the schedule, what an answer means).
 //!
 //! An event message fans out: one delivery per subscribed endpoint (its id
 //! fixed by event and endpoint, so handling the message twice finds the same
@@ -13,13 +13,15 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
+use keyhub::aws::eventbus::{EventBus, WebhookMessage};
+use keyhub::aws::sealed::SecretBox;
+use keyhub::aws::store::{Store, StoreError};
 use keyhub::config::WebhookSettings;
-use keyhub::eventbus::{EventBus, WebhookMessage};
-use keyhub::events::Event;
-use keyhub::sealed::SecretBox;
-use keyhub::store::{Store, StoreError};
-use keyhub::time::{self, Timestamp};
-use keyhub::webhook::{self, Attempt, Delivery, DeliveryStatus, Endpoint, SigningSecret, Verdict};
+use keyhub::domain::events::Event;
+use keyhub::domain::time::{self, Timestamp};
+use keyhub::domain::webhook::{
+    self, Attempt, Delivery, DeliveryStatus, Endpoint, SigningSecret, Verdict,
+};
 
 use crate::client::DeliveryClient;
 
@@ -192,7 +194,7 @@ async fn disable(
 /// (or is dropped, if another chain got there first), never a delivery
 /// whose chain has no message.
 async fn queue_retry(deps: &Deps, delivery: &Delivery, delay: Duration) -> Result<(), StoreError> {
-    let chain = keyhub::eventbus::new_chain();
+    let chain = keyhub::aws::eventbus::new_chain();
     let message = WebhookMessage::Delivery {
         account_id: delivery.account_id.clone(),
         endpoint_id: delivery.endpoint_id.clone(),

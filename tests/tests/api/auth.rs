@@ -45,9 +45,11 @@ async fn missing_malformed_and_unknown_keys_are_401_with_their_codes() {
     let i = typo.len() - 10;
     typo[i] = if typo[i] == b'a' { b'b' } else { b'a' };
     let typo = String::from_utf8(typo).unwrap();
-    let stranger =
-        keyhub::apikey::ApiKey::generate(&Default::default(), keyhub::apikey::Environment::Live)
-            .unwrap();
+    let stranger = keyhub::domain::apikey::ApiKey::generate(
+        &Default::default(),
+        keyhub::domain::apikey::Environment::Live,
+    )
+    .unwrap();
     let other_prefix = app.admin_key.replacen("kh_", "zz_", 1);
     for bad in [
         "nope",

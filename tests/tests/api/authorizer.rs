@@ -115,7 +115,7 @@ async fn an_allow_lists_every_route_the_key_may_call_so_a_cached_answer_stays_ri
             r#"{"GET /example/hello": "example:read", "POST /example/hello": "example:write", "GET /open": null}"#,
         )
         .unwrap(),
-        keyhub::auth::KeyHeader::XApiKey,
+        keyhub::http::auth::KeyHeader::XApiKey,
     )
     .unwrap();
     let event: ApiGatewayCustomAuthorizerRequestTypeRequest = serde_json::from_value(json!({
@@ -224,7 +224,7 @@ async fn cached_app(env: &[(&str, &str)], ttl: Duration) -> TestApp {
             .with_protected_route("GET", "/invoices/{id}/secret")
             .with_protected_route("ANY", "/x/{id}")
             .with_protected_route("GET", "/x/{id}")
-            .with_authorizer(stack, NESTED, keyhub::auth::KeyHeader::XApiKey, ttl)
+            .with_authorizer(stack, NESTED, keyhub::http::auth::KeyHeader::XApiKey, ttl)
             .expect("a cacheable table")
     })
     .await
@@ -398,7 +398,7 @@ async fn a_table_that_cannot_be_cached_safely_stops_the_authorizer() {
         app.stack.authenticator(),
         app.stack.config.rate_limits.clone(),
         table.clone(),
-        keyhub::auth::KeyHeader::XApiKey,
+        keyhub::http::auth::KeyHeader::XApiKey,
     );
     assert!(cached.is_err());
     // Uncached (no identity header), every answer serves one request: fine.
@@ -407,7 +407,7 @@ async fn a_table_that_cannot_be_cached_safely_stops_the_authorizer() {
             app.stack.authenticator(),
             app.stack.config.rate_limits.clone(),
             table,
-            keyhub::auth::KeyHeader::Either,
+            keyhub::http::auth::KeyHeader::Either,
         )
         .is_ok()
     );

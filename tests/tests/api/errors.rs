@@ -1,4 +1,4 @@
-use keyhub::store::Tables;
+use keyhub::config::Tables;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -163,7 +163,7 @@ async fn deps_with(endpoint: &str, tables: Tables) -> keyhub_api::Deps {
             .build(),
     );
     let sqs = aws_sdk_sqs::Client::new(&app_sdk);
-    let pepper = keyhub::pepper::Pepper::new(&[9u8; 32]).unwrap();
+    let pepper = keyhub::domain::pepper::Pepper::new(&[9u8; 32]).unwrap();
     let resources = tables
         .env_vars()
         .iter()
@@ -190,9 +190,11 @@ fn whoami_request(key: &str) -> lambda_http::Request {
 #[tokio::test]
 async fn an_unreachable_database_is_503_with_retry_after_never_a_pass() {
     let deps = deps_with("http://127.0.0.1:9", Tables::for_stack("gone")).await;
-    let key =
-        keyhub::apikey::ApiKey::generate(&Default::default(), keyhub::apikey::Environment::Live)
-            .unwrap();
+    let key = keyhub::domain::apikey::ApiKey::generate(
+        &Default::default(),
+        keyhub::domain::apikey::Environment::Live,
+    )
+    .unwrap();
     let resp = keyhub_api::handle(&deps, whoami_request(key.expose())).await;
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "1");
@@ -205,9 +207,11 @@ async fn an_unreachable_database_is_503_with_retry_after_never_a_pass() {
 async fn a_missing_table_is_a_500_internal_error() {
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap();
     let deps = deps_with(&endpoint, Tables::for_stack(&unique("missing"))).await;
-    let key =
-        keyhub::apikey::ApiKey::generate(&Default::default(), keyhub::apikey::Environment::Live)
-            .unwrap();
+    let key = keyhub::domain::apikey::ApiKey::generate(
+        &Default::default(),
+        keyhub::domain::apikey::Environment::Live,
+    )
+    .unwrap();
     let resp = keyhub_api::handle(&deps, whoami_request(key.expose())).await;
     assert_eq!(resp.status(), 500);
     let body: serde_json::Value = serde_json::from_slice(resp.body().as_ref()).unwrap();

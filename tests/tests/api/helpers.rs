@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use keyhub::base62;
+use keyhub::domain::base62;
 use keyhub_tools::bootstrap::bootstrap;
 use keyhub_tools::calls::CallCounter;
 use keyhub_tools::gateway::{Gateway, serve};
@@ -57,7 +57,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
         "the integration tests need the local services: run them with `make test`"
     );
-    keyhub::aws_config().await
+    keyhub::aws::aws_config().await
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -112,14 +112,14 @@ pub async fn spawn_app_configured(
     .await
     .expect("provision a test stack");
     let calls = CallCounter::default();
-    stack.store = keyhub::store::Store::new(calls.dynamodb(&sdk), stack.config.tables.clone());
+    stack.store = keyhub::aws::store::Store::new(calls.dynamodb(&sdk), stack.config.tables.clone());
     let admin = bootstrap(
         &stack.store,
         &stack.pepper,
         &stack.config.key_prefix,
         "test admin",
         "admin",
-        keyhub::limits::Plan::Enterprise,
+        keyhub::domain::limits::Plan::Enterprise,
     )
     .await
     .expect("bootstrap");
@@ -148,26 +148,26 @@ impl TestApp {
     pub async fn direct_key(
         &self,
         account_id: &str,
-        plan: keyhub::limits::Plan,
+        plan: keyhub::domain::limits::Plan,
         scopes: &[&str],
-        limits: keyhub::limits::Limits,
+        limits: keyhub::domain::limits::Limits,
     ) -> (String, String) {
-        let settings = keyhub::key::NewKey {
+        let settings = keyhub::domain::key::NewKey {
             account_id: account_id.to_string(),
             plan,
             name: "direct".into(),
             description: None,
-            scopes: keyhub::scope::Scopes::parse_all(scopes.iter().copied()).unwrap(),
-            environment: keyhub::apikey::Environment::Live,
+            scopes: keyhub::domain::scope::Scopes::parse_all(scopes.iter().copied()).unwrap(),
+            environment: keyhub::domain::apikey::Environment::Live,
             expires_at: None,
             rate_limits: limits,
             metadata: Default::default(),
         };
-        let (key, record) = keyhub::key::mint(
+        let (key, record) = keyhub::domain::key::mint(
             &self.stack.pepper,
             &self.stack.config.key_prefix,
             settings,
-            keyhub::time::now(),
+            keyhub::domain::time::now(),
         )
         .unwrap();
         self.stack.store.put_key_uncounted(&record).await.unwrap();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use keyhub::routes::ROUTES;
+use keyhub::http::routes::ROUTES;
 use serde_yaml_ng::Value;
 
 const OPENAPI: &str = include_str!("../../../openapi.yaml");

@@ -1,8 +1,8 @@
 use std::collections::HashMap;
 
 use futures::future::join_all;
-use keyhub::limits::{Limits, Plan, Window};
-use keyhub::ratelimit::{Check, Limiter, Outcome, WindowState, checks_for, window_start};
+use keyhub::aws::ratelimit::{Check, Limiter, Outcome, WindowState, checks_for, window_start};
+use keyhub::domain::limits::{Limits, Plan, Window};
 use keyhub_tools::calls::CallCounter;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -143,7 +143,7 @@ async fn windows_roll_over() {
         window: Window::Minute,
         limit: 2,
     }];
-    let t = keyhub::time::parse("2026-05-05T10:00:30Z").unwrap();
+    let t = keyhub::domain::time::parse("2026-05-05T10:00:30Z").unwrap();
     for _ in 0..2 {
         assert!(matches!(
             limiter.hit(&checks, t).await.unwrap(),
@@ -159,17 +159,17 @@ async fn windows_roll_over() {
     assert_eq!(retry_after, 30);
     assert_eq!(
         state.reset,
-        keyhub::time::parse("2026-05-05T10:01:00Z")
+        keyhub::domain::time::parse("2026-05-05T10:01:00Z")
             .unwrap()
             .timestamp()
     );
     // Still denied at the window's last second; allowed in the next one.
-    let last = keyhub::time::parse("2026-05-05T10:00:59.900Z").unwrap();
+    let last = keyhub::domain::time::parse("2026-05-05T10:00:59.900Z").unwrap();
     assert!(matches!(
         limiter.hit(&checks, last).await.unwrap(),
         Outcome::Denied { retry_after: 1, .. }
     ));
-    let next = keyhub::time::parse("2026-05-05T10:01:00Z").unwrap();
+    let next = keyhub::domain::time::parse("2026-05-05T10:01:00Z").unwrap();
     let Outcome::Allowed(Some(s)) = limiter.hit(&checks, next).await.unwrap() else {
         panic!("the new window did not open")
     };
@@ -186,8 +186,8 @@ async fn counted_limiter(app: &TestApp) -> (Limiter, CallCounter) {
     (limiter, calls)
 }
 
-fn at(s: &str) -> keyhub::time::Timestamp {
-    keyhub::time::parse(s).unwrap()
+fn at(s: &str) -> keyhub::domain::time::Timestamp {
+    keyhub::domain::time::parse(s).unwrap()
 }
 
 #[tokio::test]
@@ -425,7 +425,7 @@ async fn unreachable_counters_are_503_unless_fail_open_is_set() {
                 .endpoint_url("http://127.0.0.1:9")
                 .build(),
         );
-        deps.guard = keyhub::guard::Guard::new(
+        deps.guard = keyhub::http::guard::Guard::new(
             Limiter::new(dead, config.tables.counters.clone()),
             config.rate_limits.clone(),
             config.rate_limit_fail_open,
@@ -557,7 +557,7 @@ async fn a_throttled_counter_refuses_and_only_an_outage_fails_open() {
         window: Window::Minute,
         limit: 100,
     }];
-    let now = keyhub::time::now();
+    let now = keyhub::domain::time::now();
     // Throttling means the counter is hot: far over any limit. Refused (429
     // with Retry-After), even in a fail-open deployment, which lets requests
     // through only when the counters are out of reach.
@@ -578,7 +578,7 @@ async fn a_throttled_counter_refuses_and_only_an_outage_fails_open() {
     assert!(
         matches!(
             down.hit(&check, now).await,
-            Err(keyhub::store::StoreError::Unavailable(_))
+            Err(keyhub::aws::store::StoreError::Unavailable(_))
         ),
         "an outage is an error, which fail-open lets through"
     );

@@ -230,7 +230,7 @@ async fn spawn_behind(behind: Behind) -> (App, Stall) {
 pub(crate) async fn spawn_through(behind: Behind, url: &str) -> App {
     let sdk = sdk_config().await;
     // The function's client gets the production bounds, not the emulators'.
-    let bounded = keyhub::aws_config_with(&keyhub::config::AwsTimeouts::default()).await;
+    let bounded = keyhub::aws::aws_config_with(&keyhub::config::AwsTimeouts::default()).await;
     let mut stack = LocalStack::provision(&unique("t"), sdk.clone(), &Default::default(), |name| {
         (name == "KEYHUB_RATE_LIMITS").then(|| ROOMY_LIMITS.to_string())
     })
@@ -241,7 +241,7 @@ pub(crate) async fn spawn_through(behind: Behind, url: &str) -> App {
             let conf = aws_sdk_dynamodb::config::Builder::from(&bounded)
                 .endpoint_url(url)
                 .build();
-            stack.store = keyhub::store::Store::new(
+            stack.store = keyhub::aws::store::Store::new(
                 aws_sdk_dynamodb::Client::from_conf(conf),
                 stack.config.tables.clone(),
             );
@@ -259,7 +259,7 @@ pub(crate) async fn spawn_through(behind: Behind, url: &str) -> App {
         &stack.config.key_prefix,
         "test admin",
         "admin",
-        keyhub::limits::Plan::Enterprise,
+        keyhub::domain::limits::Plan::Enterprise,
     )
     .await
     .expect("bootstrap");
@@ -339,7 +339,7 @@ async fn a_hung_queue_delays_no_request_and_its_events_wait_in_the_outbox() {
     assert_eq!(app.whoami().await.status, StatusCode::OK);
     // The event the hung queue did not take is still in the outbox, and the
     // relay sends it now.
-    let later = keyhub::time::now() + chrono::Duration::seconds(5);
+    let later = keyhub::domain::time::now() + chrono::Duration::seconds(5);
     let pending = app.stack.store.pending_outbox(later, 100).await.unwrap();
     assert!(
         pending

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use keyhub::auth::KeyHeader;
 use keyhub::config::Config;
-use keyhub::routes::ROUTES;
+use keyhub::http::auth::KeyHeader;
+use keyhub::http::routes::ROUTES;
 use keyhub_authorizer::routes::RouteScopes;
 use serde_json::Value;
 
@@ -606,7 +606,7 @@ fn workers_write_only_what_their_code_writes() {
                 for s in st {
                     assert_eq!(
                         s["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"],
-                        serde_json::json!(keyhub::store::outbox_partitions()),
+                        serde_json::json!(keyhub::aws::store::outbox_partitions()),
                         "{f} {action}"
                     );
                 }

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use keyhub::routes::ROUTES;
-use keyhub::store::{KEYS_BY_ACCOUNT_INDEX, Tables};
+use keyhub::aws::store::KEYS_BY_ACCOUNT_INDEX;
+use keyhub::config::Tables;
+use keyhub::http::routes::ROUTES;
 use keyhub_tools::template::Template;
 
 fn template() -> Template {
@@ -81,7 +82,7 @@ fn the_rest_api_has_exactly_the_routes_of_the_route_table() {
         .filter(|r| r.method == "ANY")
         .map(|r| r.path.clone())
         .collect();
-    let resources: BTreeSet<String> = keyhub::routes::resources()
+    let resources: BTreeSet<String> = keyhub::http::routes::resources()
         .into_iter()
         .chain(keyhub_api::console::PATHS.iter().copied())
         .map(str::to_string)

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::AttributeValue;
-use keyhub::limits::{Limits, Plan};
-use keyhub::usage::UsageRecord;
+use keyhub::domain::limits::{Limits, Plan};
+use keyhub::domain::usage::UsageRecord;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -34,7 +34,7 @@ fn record(key_id: &str, request_id: &str, status: u16, route: &str) -> UsageReco
         route: route.to_string(),
         status,
         latency_ms: 12.5,
-        time: keyhub::time::now(),
+        time: keyhub::domain::time::now(),
     }
 }
 

@@ -101,13 +101,13 @@ fn x_signature_ok(secret: &str, r: &Received) -> bool {
 /// A `webhook.test` event of the app's account, as its queue message: what
 /// SQS may hand the worker more than once.
 fn test_event_message(app: &crate::helpers::TestApp) -> String {
-    let event = keyhub::events::Event::new(
+    let event = keyhub::domain::events::Event::new(
         "webhook.test",
         &app.account_id,
         json!({"n": 1}),
-        keyhub::time::now(),
+        keyhub::domain::time::now(),
     );
-    serde_json::to_string(&keyhub::eventbus::WebhookMessage::Event {
+    serde_json::to_string(&keyhub::aws::eventbus::WebhookMessage::Event {
         event,
         endpoint_id: None,
     })
@@ -730,10 +730,10 @@ async fn the_sweeper_sends_expired_and_rotation_due_once() {
         .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let sweeper = app.stack.sweeper_deps().unwrap();
-    let first = keyhub_sweeper::sweep(&sweeper, keyhub::time::now())
+    let first = keyhub_sweeper::sweep(&sweeper, keyhub::domain::time::now())
         .await
         .unwrap();
-    let again = keyhub_sweeper::sweep(&sweeper, keyhub::time::now())
+    let again = keyhub_sweeper::sweep(&sweeper, keyhub::domain::time::now())
         .await
         .unwrap();
     assert_eq!(first.expired, 1);
@@ -766,7 +766,7 @@ async fn the_sweeper_sends_expired_and_rotation_due_once() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let later = keyhub_sweeper::sweep(&sweeper, keyhub::time::now())
+    let later = keyhub_sweeper::sweep(&sweeper, keyhub::domain::time::now())
         .await
         .unwrap();
     assert_eq!(
@@ -813,10 +813,12 @@ async fn an_event_whose_send_failed_is_relayed_and_a_failed_change_sends_none() 
     assert!(rx.requests().is_empty(), "not sent yet");
     // The sweeper relays what the outbox still holds.
     let sweeper = app.stack.sweeper_deps().unwrap();
-    let report =
-        keyhub_sweeper::sweep(&sweeper, keyhub::time::now() + chrono::Duration::minutes(2))
-            .await
-            .unwrap();
+    let report = keyhub_sweeper::sweep(
+        &sweeper,
+        keyhub::domain::time::now() + chrono::Duration::minutes(2),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.relayed, 1);
     assert!(
         app.pump_webhooks_until(PUMP, || !rx.requests().is_empty())
@@ -846,7 +848,10 @@ async fn an_event_whose_send_failed_is_relayed_and_a_failed_change_sends_none() 
     let outbox = app
         .stack
         .store
-        .pending_outbox(keyhub::time::now() + chrono::Duration::minutes(5), 10)
+        .pending_outbox(
+            keyhub::domain::time::now() + chrono::Duration::minutes(5),
+            10,
+        )
         .await
         .unwrap();
     assert!(
@@ -1013,7 +1018,7 @@ async fn a_forged_or_malformed_queue_message_sends_nothing_and_changes_nothing()
         .unwrap()
         .to_string();
     let (other, _) = app.other_account().await;
-    let forged = keyhub::eventbus::WebhookMessage::Delivery {
+    let forged = keyhub::aws::eventbus::WebhookMessage::Delivery {
         account_id: other,
         endpoint_id: wh.clone(),
         delivery_id: dlv.clone(),

@@ -4,10 +4,11 @@
 //! AWS credential chain; `--endpoint-url` points it at a local stack.
 
 use clap::{Parser, Subcommand};
-use keyhub::apikey::KeyPrefix;
-use keyhub::limits::Plan;
-use keyhub::pepper::Pepper;
-use keyhub::store::{Store, Tables};
+use keyhub::aws::store::Store;
+use keyhub::config::Tables;
+use keyhub::domain::apikey::KeyPrefix;
+use keyhub::domain::limits::Plan;
+use keyhub::domain::pepper::Pepper;
 use keyhub_tools::Error;
 use keyhub_tools::bootstrap::{add_key, bootstrap};
 
@@ -40,7 +41,7 @@ enum Command {
         #[arg(long, default_value = "admin")]
         key_name: String,
         /// The account's key cap, as the API counts it.
-        #[arg(long, env = "KEYHUB_MAX_KEYS_PER_ACCOUNT", default_value_t = keyhub::key::DEFAULT_MAX_KEYS_PER_ACCOUNT)]
+        #[arg(long, env = "KEYHUB_MAX_KEYS_PER_ACCOUNT", default_value_t = keyhub::domain::key::DEFAULT_MAX_KEYS_PER_ACCOUNT)]
         max_keys: u32,
         #[command(flatten)]
         target: Target,
@@ -135,7 +136,7 @@ async fn connect(target: Target) -> Result<(Store, Pepper, KeyPrefix), Error> {
     }
     let sdk = loader.load().await;
     let pepper =
-        keyhub::secrets::load_pepper(&aws_sdk_secretsmanager::Client::new(&sdk), &secret_id)
+        keyhub::aws::secrets::load_pepper(&aws_sdk_secretsmanager::Client::new(&sdk), &secret_id)
             .await?;
     let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), tables);
     Ok((store, pepper, prefix))

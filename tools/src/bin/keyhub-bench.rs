@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use clap::Parser;
-use keyhub::apikey::Environment;
-use keyhub::auth::Authenticator;
+use keyhub::aws::store::Store;
 use keyhub::cache::CacheSettings;
-use keyhub::key::{self, NewKey};
-use keyhub::limits::Plan;
-use keyhub::scope::Scopes;
-use keyhub::store::Store;
-use keyhub::time;
+use keyhub::domain::apikey::Environment;
+use keyhub::domain::key::{self, NewKey};
+use keyhub::domain::limits::Plan;
+use keyhub::domain::scope::Scopes;
+use keyhub::domain::time;
+use keyhub::http::auth::Authenticator;
 use keyhub_tools::Error;
 use keyhub_tools::bootstrap::bootstrap;
 use keyhub_tools::calls::CallCounter;
@@ -102,8 +102,8 @@ fn cpu_model() -> String {
 async fn main() -> Result<(), Error> {
     let args = Args::parse();
     keyhub::telemetry::init();
-    let sdk = keyhub::aws_config().await;
-    let name = format!("bench{}", keyhub::base62::random(8)?.to_lowercase());
+    let sdk = keyhub::aws::aws_config().await;
+    let name = format!("bench{}", keyhub::domain::base62::random(8)?.to_lowercase());
     let mut stack = LocalStack::provision(&name, sdk.clone(), &Default::default(), |k| match k {
         "KEYHUB_RATE_LIMITS" => Some(BENCH_LIMITS.to_string()),
         "KEYHUB_WEBHOOK_ALLOWED_NETWORKS" => Some("127.0.0.0/8".to_string()),
@@ -461,7 +461,7 @@ async fn main() -> Result<(), Error> {
             .map(|chunk| {
                 let mut event = aws_lambda_events::sqs::SqsEvent::default();
                 for &i in chunk {
-                    let record = keyhub::usage::UsageRecord {
+                    let record = keyhub::domain::usage::UsageRecord {
                         request_id: format!("bench-{consumers}-{i}"),
                         key_id: keys[skewed(i, 7, keys.len())].clone(),
                         account_id: admin.account.id.clone(),
@@ -530,8 +530,8 @@ async fn main() -> Result<(), Error> {
 
     // --- 5. Webhooks ----------------------------------------------------------
     writeln!(out, "## Webhooks\n")?;
-    let secret = keyhub::webhook::SigningSecret::generate().ok_or("no randomness")?;
-    let sample = keyhub::events::Event::new(
+    let secret = keyhub::domain::webhook::SigningSecret::generate().ok_or("no randomness")?;
+    let sample = keyhub::domain::events::Event::new(
         "api_key.created",
         &admin.account.id,
         record.view(&stack.config.rate_limits, None),
@@ -541,7 +541,7 @@ async fn main() -> Result<(), Error> {
     let started = Instant::now();
     let n = args.cached as u32;
     for i in 0..n {
-        let sig = keyhub::webhook::signature_header(
+        let sig = keyhub::domain::webhook::signature_header(
             &secret,
             None,
             &sample.id,
@@ -570,13 +570,10 @@ async fn main() -> Result<(), Error> {
         (url, rx)
     };
     let secrets_box = stack.secret_box.clone().ok_or("no webhook key")?;
-    let endpoint_id = format!("wh_{}", keyhub::base62::random(20)?);
-    let (pk, sk) = keyhub::webhook::Endpoint::keys(&admin.account.id, &endpoint_id);
+    let endpoint_id = format!("wh_{}", keyhub::domain::base62::random(20)?);
     stack
         .store
-        .put_endpoint(&keyhub::webhook::Endpoint {
-            pk,
-            sk,
+        .put_endpoint(&keyhub::domain::webhook::Endpoint {
             id: endpoint_id.clone(),
             account_id: admin.account.id.clone(),
             url: receiver_url,
@@ -611,13 +608,13 @@ async fn main() -> Result<(), Error> {
             .map(|chunk| {
                 let mut event = aws_lambda_events::sqs::SqsEvent::default();
                 for &i in chunk {
-                    let e = keyhub::events::Event::new(
+                    let e = keyhub::domain::events::Event::new(
                         "webhook.test",
                         &admin.account.id,
                         serde_json::json!({"n": i}),
                         time::now(),
                     );
-                    let message = keyhub::eventbus::WebhookMessage::Event {
+                    let message = keyhub::aws::eventbus::WebhookMessage::Event {
                         event: e,
                         endpoint_id: None,
                     };

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use keyhub::apikey::ApiKey;
-use keyhub::limits::Plan;
+use keyhub::domain::apikey::ApiKey;
+use keyhub::domain::limits::Plan;
 use keyhub_tools::Error;
 use keyhub_tools::bootstrap::bootstrap;
 use keyhub_tools::gateway::{Gateway, serve};
@@ -55,7 +55,7 @@ async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
     let args = Args::parse();
     let secrets = dev_secrets(&args.secrets_file)?;
-    let sdk = keyhub::aws_config().await;
+    let sdk = keyhub::aws::aws_config().await;
     let stack = LocalStack::provision(&args.stack, sdk, &secrets, env).await?;
     let key = dev_key(&stack, &args.dev_key_file).await?;
 
@@ -78,7 +78,7 @@ async fn main() -> Result<(), Error> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            if let Err(e) = keyhub_sweeper::sweep(&sweeper, keyhub::time::now()).await {
+            if let Err(e) = keyhub_sweeper::sweep(&sweeper, keyhub::domain::time::now()).await {
                 tracing::warn!(error = %e, "sweep failed");
             }
         }
@@ -132,7 +132,7 @@ fn dev_secrets(file: &Path) -> Result<HashMap<String, String>, Error> {
     let mut changed = false;
     for (logical, _) in Template::builtin()?.secrets("dev") {
         if let std::collections::hash_map::Entry::Vacant(e) = secrets.entry(logical) {
-            e.insert(keyhub::base62::random(64)?);
+            e.insert(keyhub::domain::base62::random(64)?);
             changed = true;
         }
     }
@@ -149,7 +149,7 @@ async fn dev_key(stack: &LocalStack, file: &Path) -> Result<ApiKey, Error> {
     if let Ok(saved) = std::fs::read_to_string(file) {
         let saved = saved.trim();
         if auth
-            .authenticate(Some(saved), keyhub::time::now())
+            .authenticate(Some(saved), keyhub::domain::time::now())
             .await
             .is_ok()
         {

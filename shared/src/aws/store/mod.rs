@@ -17,12 +17,11 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
-pub use keys::KeyPatch;
 pub use outbox::{OUTBOX_SHARDS, outbox_partitions, outbox_shard};
 pub use usage::{EndpointHour, Maxima, RecentRequest, UsageOutcome, hour_start};
 pub use webhooks::{EndpointPatch, MAX_ENDPOINTS};
 
-use crate::error::ApiError;
+use crate::config::Tables;
 
 /// The account index on the keys table: partition `account_id`, sort `created_at`.
 pub const KEYS_BY_ACCOUNT_INDEX: &str = "by_account";
@@ -31,44 +30,6 @@ pub const KEYS_EXPIRING_INDEX: &str = "expiring";
 /// Keys that may owe an `api_key.rotation_due` event: partition
 /// `rotation_check`, sort `created_at`.
 pub const KEYS_AGING_INDEX: &str = "aging";
-
-/// Table names, one per concern. In AWS they come from the function's
-/// environment (template.yaml sets them); locally they are `{stack}-{suffix}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tables {
-    pub keys: String,
-    pub accounts: String,
-    /// Rate-limit counters, one item per subject and window instance.
-    pub counters: String,
-    /// Usage: recent requests and per-hour sums.
-    pub usage: String,
-    /// Webhook endpoints, deliveries and the event outbox.
-    pub webhooks: String,
-}
-
-impl Tables {
-    /// The names template.yaml gives a stack: `!Sub "${AWS::StackName}-keys"`.
-    pub fn for_stack(stack: &str) -> Self {
-        Tables {
-            keys: format!("{stack}-keys"),
-            accounts: format!("{stack}-accounts"),
-            counters: format!("{stack}-counters"),
-            usage: format!("{stack}-usage"),
-            webhooks: format!("{stack}-webhooks"),
-        }
-    }
-
-    /// Pairs of (environment variable, table name), as the functions read them.
-    pub fn env_vars(&self) -> [(&'static str, &str); 5] {
-        [
-            ("KEYS_TABLE", &self.keys),
-            ("ACCOUNTS_TABLE", &self.accounts),
-            ("COUNTERS_TABLE", &self.counters),
-            ("USAGE_TABLE", &self.usage),
-            ("WEBHOOKS_TABLE", &self.webhooks),
-        ]
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -81,20 +42,6 @@ pub enum StoreError {
     Unavailable(String),
     #[error("DynamoDB error: {0}")]
     Internal(String),
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        if matches!(e, StoreError::Unavailable(_) | StoreError::Internal(_)) {
-            tracing::error!(error = %e, "storage failure");
-        }
-        match e {
-            StoreError::NotFound => ApiError::NotFound { what: "resource" },
-            StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::Unavailable(_) => ApiError::ServiceUnavailable { retry_after: 1 },
-            StoreError::Internal(_) => ApiError::Internal,
-        }
-    }
 }
 
 /// Sorts an SDK error into retryable or not. Service errors that mean "try

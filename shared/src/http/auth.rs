@@ -8,15 +8,15 @@ use std::time::Instant;
 use http::HeaderMap;
 use serde_json::Value;
 
-use crate::apikey::{ApiKey, KeyPrefix};
+use crate::aws::store::Store;
 use crate::cache::{CacheSettings, Cached, KeyCache};
-use crate::error::ApiError;
-use crate::key::{KeyRecord, KeyState};
-use crate::limits::{Limits, Plan, RateLimitPolicy};
-use crate::pepper::{KeyId, Pepper};
-use crate::scope::Scopes;
-use crate::store::Store;
-use crate::time::Timestamp;
+use crate::domain::apikey::{ApiKey, KeyPrefix};
+use crate::domain::key::{KeyRecord, KeyState};
+use crate::domain::limits::{Limits, Plan, RateLimitPolicy};
+use crate::domain::pepper::{KeyId, Pepper};
+use crate::domain::scope::Scopes;
+use crate::domain::time::Timestamp;
+use crate::http::error::ApiError;
 
 /// Who is calling: the checked key and what it may do.
 #[derive(Debug, Clone, PartialEq)]
@@ -301,10 +301,13 @@ mod tests {
     }
 
     fn key() -> String {
-        ApiKey::generate(&KeyPrefix::default(), crate::apikey::Environment::Live)
-            .unwrap()
-            .expose()
-            .to_string()
+        ApiKey::generate(
+            &KeyPrefix::default(),
+            crate::domain::apikey::Environment::Live,
+        )
+        .unwrap()
+        .expose()
+        .to_string()
     }
 
     fn either(h: &HeaderMap) -> Result<Option<&str>, ApiError> {

@@ -4,9 +4,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{Store, StoreError, classify, from_item, to_item};
-use crate::account::Account;
-use crate::key::KeyRecord;
-use crate::limits::Plan;
+use crate::domain::account::Account;
+use crate::domain::key::KeyRecord;
+use crate::domain::limits::Plan;
 
 /// Keys updated at once when a plan change reaches an account's keys.
 const PLAN_FANOUT: usize = 16;
@@ -18,7 +18,7 @@ impl Store {
         &self,
         account: &Account,
         first_key: &KeyRecord,
-        events: &[crate::events::Event],
+        events: &[crate::domain::events::Event],
     ) -> Result<(), StoreError> {
         let put = |table: &str, item| -> Result<TransactWriteItem, StoreError> {
             let put = Put::builder()
@@ -83,7 +83,7 @@ impl Store {
         &self,
         account_id: &str,
         plan: Plan,
-        events: &[crate::events::Event],
+        events: &[crate::domain::events::Event],
     ) -> Result<Vec<String>, StoreError> {
         let update = Update::builder()
             .table_name(&self.tables.accounts)

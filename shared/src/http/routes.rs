@@ -212,7 +212,7 @@ mod tests {
                 assert!(!(a.method == b.method && a.path == b.path), "{a:?} twice");
             }
             if let Some(s) = a.scope {
-                crate::scope::Scope::parse(s).unwrap();
+                crate::domain::scope::Scope::parse(s).unwrap();
             }
             assert_eq!(by_resource(&a.method, a.path), Some(a));
         }

@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+use crate::aws::store::StoreError;
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
@@ -144,6 +146,22 @@ impl ApiError {
             error["details"] = details;
         }
         json!({ "status": "error", "error": error, "request_id": request_id })
+    }
+}
+
+/// What a storage failure means to a client, decided here, at the edge:
+/// the store does not know about HTTP.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if matches!(e, StoreError::Unavailable(_) | StoreError::Internal(_)) {
+            tracing::error!(error = %e, "storage failure");
+        }
+        match e {
+            StoreError::NotFound => ApiError::NotFound { what: "resource" },
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Unavailable(_) => ApiError::ServiceUnavailable { retry_after: 1 },
+            StoreError::Internal(_) => ApiError::Internal,
+        }
     }
 }
 

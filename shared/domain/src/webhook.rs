@@ -267,11 +267,10 @@ mod tests {
     }
 }
 
-/// A webhook endpoint as stored. `pk`/`sk` place it under its account.
+/// A webhook endpoint of an account (where it is stored is the store's
+/// business: `keyhub::aws::store`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
-    pub pk: String,
-    pub sk: String,
     pub id: String,
     pub account_id: String,
     pub url: String,
@@ -307,10 +306,6 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn keys(account_id: &str, id: &str) -> (String, String) {
-        (format!("a#{account_id}"), format!("ep#{id}"))
-    }
-
     /// Whether it takes events of this type (`*` takes all).
     pub fn wants(&self, event: &str) -> bool {
         self.events.iter().any(|e| e == "*" || e == event)
@@ -369,8 +364,6 @@ pub enum DeliveryStatus {
 /// One event for one endpoint, with every attempt.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Delivery {
-    pub pk: String,
-    pub sk: String,
     pub id: String,
     pub endpoint_id: String,
     pub account_id: String,
@@ -391,8 +384,6 @@ pub struct Delivery {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_attempt_at: Option<crate::time::Timestamp>,
-    /// DynamoDB TTL: the log is kept 30 days.
-    pub expires_at: i64,
     /// The token of the one queue message that carries this delivery's
     /// retries. An event handled twice, or an orphaned message, may queue
     /// a second retry message; the first to claim the delivery wins and any
@@ -402,10 +393,6 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn keys(endpoint_id: &str, delivery_id: &str) -> (String, String) {
-        (format!("ep#{endpoint_id}"), format!("d#{delivery_id}"))
-    }
-
     /// A delivery's id is fixed by its event and endpoint, so handling the
     /// same event twice finds the same delivery; it sorts by the event's time.
     pub fn id_for(event: &crate::events::Event, endpoint_id: &str) -> String {
@@ -427,10 +414,7 @@ impl Delivery {
         now: crate::time::Timestamp,
     ) -> Self {
         let id = Self::id_for(event, &endpoint.id);
-        let (pk, sk) = Self::keys(&endpoint.id, &id);
         Delivery {
-            pk,
-            sk,
             id,
             endpoint_id: endpoint.id.clone(),
             account_id: endpoint.account_id.clone(),
@@ -442,7 +426,6 @@ impl Delivery {
             created_at: now,
             updated_at: now,
             next_attempt_at: Some(now),
-            expires_at: now.timestamp() + 30 * 86_400,
             retry_chain: None,
         }
     }

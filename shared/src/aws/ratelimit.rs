@@ -30,9 +30,9 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use futures::future::join_all;
 
-use crate::limits::{Limits, Window};
-use crate::store::{StoreError, classify, is_throttling_code};
-use crate::time::Timestamp;
+use crate::aws::store::{StoreError, classify, is_throttling_code};
+use crate::domain::limits::{Limits, Window};
+use crate::domain::time::Timestamp;
 
 /// One counter to take: who, which window, how many are allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -575,7 +575,7 @@ fn expires_at(now: Timestamp) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time;
+    use crate::domain::time;
 
     #[test]
     fn windows_start_on_their_boundaries_in_utc() {

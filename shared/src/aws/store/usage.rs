@@ -28,8 +28,8 @@ use aws_sdk_dynamodb::types::{
 use super::{
     Store, StoreError, TX_ATTEMPTS, TxFailure, backoff, classify, classify_transaction, random_unit,
 };
-use crate::time::{self, Timestamp};
-use crate::usage::{self, Tally, UsageRecord};
+use crate::domain::time::{self, Timestamp};
+use crate::domain::usage::{self, Tally, UsageRecord};
 
 /// DynamoDB's limit on the actions of one transaction.
 const MAX_ITEMS: usize = 100;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::Event;
-use crate::store::{Store, StoreError};
-use crate::time::Timestamp;
+use crate::aws::store::{Store, StoreError};
+use crate::domain::events::Event;
+use crate::domain::time::Timestamp;
 
 /// What travels on the webhook queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,7 +35,8 @@ pub enum WebhookMessage {
 
 /// A new retry chain's token.
 pub fn new_chain() -> String {
-    crate::base62::random(16).unwrap_or_else(|_| crate::time::now().timestamp_micros().to_string())
+    crate::domain::base62::random(16)
+        .unwrap_or_else(|_| crate::domain::time::now().timestamp_micros().to_string())
 }
 
 /// Whether `s` is `prefix` and `len` base62 characters (`len` 0: 1 to 64).
@@ -67,7 +68,7 @@ impl WebhookMessage {
                 if !shaped(&event.account_id, "acct_", 0) {
                     return Err("the account id is not an account id");
                 }
-                if !crate::events::EVENT_TYPES.contains(&event.event.as_str()) {
+                if !crate::domain::events::EVENT_TYPES.contains(&event.event.as_str()) {
                     return Err("the event type is not one keyhub sends");
                 }
                 if endpoint_id
@@ -226,7 +227,7 @@ mod tests {
         assert!(delivery("", &wh, &dlv).check().is_err());
         assert!(delivery("acct_x1", "wh_../../x", &dlv).check().is_err());
         assert!(delivery("acct_x1", &wh, "dlv_short").check().is_err());
-        let now = crate::time::now();
+        let now = crate::domain::time::now();
         let event = |kind: &str, account: &str| WebhookMessage::Event {
             event: Event::new(kind, account, serde_json::json!({}), now),
             endpoint_id: None,

@@ -8,8 +8,8 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::base62;
-use crate::error::ApiError;
+use crate::domain::base62;
+use crate::http::error::ApiError;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 

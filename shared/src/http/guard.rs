@@ -10,16 +10,17 @@ use http::HeaderValue;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::auth::{self, Authenticator, Principal};
-use crate::error::ApiError;
-use crate::eventbus::EventBus;
-use crate::events::Event;
-use crate::key::KeyRecord;
-use crate::limits::RateLimitPolicy;
-use crate::ratelimit::{Limiter, Outcome, Unannounced, WindowState, checks_for};
-use crate::store::Store;
-use crate::time::Timestamp;
-use crate::usage::{UsageRecord, UsageSink};
+use crate::aws::eventbus::EventBus;
+use crate::aws::queues::UsageSink;
+use crate::aws::ratelimit::{Limiter, Outcome, Unannounced, WindowState, checks_for};
+use crate::aws::store::Store;
+use crate::domain::events::Event;
+use crate::domain::key::KeyRecord;
+use crate::domain::limits::RateLimitPolicy;
+use crate::domain::time::Timestamp;
+use crate::domain::usage::UsageRecord;
+use crate::http::auth::{self, Authenticator, Principal};
+use crate::http::error::ApiError;
 
 /// The rate-limit half of the guard; who is calling comes either from an
 /// `Authenticator` (`admit`) or from an authorizer's context

@@ -6,9 +6,9 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{Store, StoreError, TxFailure, classify, from_item, to_item};
-use crate::events::Event;
-use crate::time::{self, Timestamp};
-use crate::webhook::{Attempt, Delivery, DeliveryStatus, Endpoint};
+use crate::domain::events::Event;
+use crate::domain::time::{self, Timestamp};
+use crate::domain::webhook::{Attempt, Delivery, DeliveryStatus, Endpoint};
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -42,6 +42,41 @@ pub struct EndpointPatch {
 pub const MAX_ENDPOINTS: u32 = 20;
 
 /// The item counting an account's endpoints (beside them, outside `ep#`).
+/// An endpoint lives under its account: `a#{account}` / `ep#{id}`.
+fn endpoint_keys(account_id: &str, id: &str) -> (String, String) {
+    (format!("a#{account_id}"), format!("ep#{id}"))
+}
+
+/// A delivery lives under its endpoint: `ep#{endpoint}` / `d#{id}`.
+fn delivery_keys(endpoint_id: &str, delivery_id: &str) -> (String, String) {
+    (format!("ep#{endpoint_id}"), format!("d#{delivery_id}"))
+}
+
+/// The delivery log is kept 30 days (the item's DynamoDB TTL, `expires_at`).
+const DELIVERY_KEPT_SECONDS: i64 = 30 * 86_400;
+
+type Item = std::collections::HashMap<String, AttributeValue>;
+
+/// An endpoint's item: the record and its storage keys.
+fn endpoint_item(endpoint: &Endpoint) -> Result<Item, StoreError> {
+    let (pk, sk) = endpoint_keys(&endpoint.account_id, &endpoint.id);
+    let mut item = to_item(endpoint)?;
+    item.insert("pk".into(), s(pk));
+    item.insert("sk".into(), s(sk));
+    Ok(item)
+}
+
+/// A delivery's item: the record, its storage keys and its TTL.
+fn delivery_item(delivery: &Delivery) -> Result<Item, StoreError> {
+    let (pk, sk) = delivery_keys(&delivery.endpoint_id, &delivery.id);
+    let mut item = to_item(delivery)?;
+    item.insert("pk".into(), s(pk));
+    item.insert("sk".into(), s(sk));
+    let ttl = delivery.created_at.timestamp() + DELIVERY_KEPT_SECONDS;
+    item.insert("expires_at".into(), AttributeValue::N(ttl.to_string()));
+    Ok(item)
+}
+
 fn endpoint_count_key(account_id: &str) -> (String, String) {
     (format!("a#{account_id}"), "count#endpoints".to_string())
 }
@@ -151,7 +186,7 @@ impl Store {
                 .put(
                     Put::builder()
                         .table_name(&self.tables.webhooks)
-                        .set_item(Some(to_item(endpoint)?))
+                        .set_item(Some(endpoint_item(endpoint)?))
                         .condition_expression("attribute_not_exists(sk)")
                         .build()
                         .map_err(build_err)?,
@@ -189,7 +224,7 @@ impl Store {
         account_id: &str,
         id: &str,
     ) -> Result<Option<Endpoint>, StoreError> {
-        let (pk, sk) = Endpoint::keys(account_id, id);
+        let (pk, sk) = endpoint_keys(account_id, id);
         self.get_webhooks_item(pk, sk).await
     }
 
@@ -223,7 +258,7 @@ impl Store {
         patch: &EndpointPatch,
         now: Timestamp,
     ) -> Result<Endpoint, StoreError> {
-        let (pk, sk) = Endpoint::keys(account_id, id);
+        let (pk, sk) = endpoint_keys(account_id, id);
         let mut set = vec!["updated_at = :now".to_string()];
         let mut remove = Vec::new();
         let mut req = self
@@ -278,7 +313,7 @@ impl Store {
     /// Deletes an endpoint and lowers its account's count with it.
     #[tracing::instrument(skip(self))]
     pub async fn delete_endpoint(&self, account_id: &str, id: &str) -> Result<(), StoreError> {
-        let (pk, sk) = Endpoint::keys(account_id, id);
+        let (pk, sk) = endpoint_keys(account_id, id);
         let (count_pk, count_sk) = endpoint_count_key(account_id);
         let delete = Delete::builder()
             .table_name(&self.tables.webhooks)
@@ -335,7 +370,7 @@ impl Store {
         previous_expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<Endpoint, StoreError> {
-        let (pk, sk) = Endpoint::keys(account_id, id);
+        let (pk, sk) = endpoint_keys(account_id, id);
         let out = self
             .client
             .update_item()
@@ -368,8 +403,8 @@ impl Store {
         self.client
             .update_item()
             .table_name(&self.tables.webhooks)
-            .key("pk", s(&endpoint.pk))
-            .key("sk", s(&endpoint.sk))
+            .key("pk", s(endpoint_keys(&endpoint.account_id, &endpoint.id).0))
+            .key("sk", s(endpoint_keys(&endpoint.account_id, &endpoint.id).1))
             .update_expression("SET failing_since = if_not_exists(failing_since, :now)")
             .condition_expression("attribute_exists(sk)")
             .expression_attribute_values(":now", s(time::format(&now)))
@@ -387,8 +422,8 @@ impl Store {
         self.client
             .update_item()
             .table_name(&self.tables.webhooks)
-            .key("pk", s(&endpoint.pk))
-            .key("sk", s(&endpoint.sk))
+            .key("pk", s(endpoint_keys(&endpoint.account_id, &endpoint.id).0))
+            .key("sk", s(endpoint_keys(&endpoint.account_id, &endpoint.id).1))
             .update_expression("REMOVE failing_since")
             .condition_expression("attribute_exists(sk)")
             .send()
@@ -409,8 +444,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let update = Update::builder()
             .table_name(&self.tables.webhooks)
-            .key("pk", s(&endpoint.pk))
-            .key("sk", s(&endpoint.sk))
+            .key("pk", s(endpoint_keys(&endpoint.account_id, &endpoint.id).0))
+            .key("sk", s(endpoint_keys(&endpoint.account_id, &endpoint.id).1))
             .update_expression(
                 "SET is_active = :false, disabled_reason = :reason, updated_at = :now",
             )
@@ -431,7 +466,7 @@ impl Store {
             .client
             .put_item()
             .table_name(&self.tables.webhooks)
-            .set_item(Some(to_item(delivery)?))
+            .set_item(Some(delivery_item(delivery)?))
             .condition_expression("attribute_not_exists(sk)")
             .send()
             .await;
@@ -454,7 +489,7 @@ impl Store {
         endpoint_id: &str,
         id: &str,
     ) -> Result<Option<Delivery>, StoreError> {
-        let (pk, sk) = Delivery::keys(endpoint_id, id);
+        let (pk, sk) = delivery_keys(endpoint_id, id);
         self.get_webhooks_item(pk, sk).await
     }
 
@@ -467,7 +502,7 @@ impl Store {
         attempt: &Attempt,
         status: DeliveryStatus,
     ) -> Result<(), StoreError> {
-        let (pk, sk) = Delivery::keys(endpoint_id, id);
+        let (pk, sk) = delivery_keys(endpoint_id, id);
         let mut req = self
             .client
             .update_item()
@@ -515,7 +550,7 @@ impl Store {
         id: &str,
         chain: &str,
     ) -> Result<bool, StoreError> {
-        let (pk, sk) = Delivery::keys(endpoint_id, id);
+        let (pk, sk) = delivery_keys(endpoint_id, id);
         let claimed = self
             .client
             .update_item()
@@ -573,7 +608,7 @@ impl Store {
         chain: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let (pk, sk) = Delivery::keys(endpoint_id, id);
+        let (pk, sk) = delivery_keys(endpoint_id, id);
         let mut expr =
             "SET #status = :status, updated_at = :now, next_attempt_at = :now".to_string();
         if chain.is_some() {

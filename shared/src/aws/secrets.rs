@@ -2,8 +2,8 @@
 
 use aws_sdk_secretsmanager::Client;
 
-use crate::pepper::Pepper;
-use crate::sealed::SecretBox;
+use crate::aws::sealed::SecretBox;
+use crate::domain::pepper::Pepper;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {

@@ -16,8 +16,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::{Store, StoreError, TxFailure, backoff, classify, random_unit};
-use crate::events::Event;
-use crate::time::{self, Timestamp};
+use crate::domain::events::Event;
+use crate::domain::time::{self, Timestamp};
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -283,7 +283,7 @@ mod tests {
     fn events_spread_over_every_shard() {
         let mut counts = HashMap::new();
         for _ in 0..800 {
-            let id = format!("evt_{}", crate::base62::random(22).unwrap());
+            let id = format!("evt_{}", crate::domain::base62::random(22).unwrap());
             *counts.entry(outbox_shard(&id)).or_insert(0) += 1;
         }
         assert_eq!(counts.len(), OUTBOX_SHARDS as usize);

@@ -1,0 +1,41 @@
+//! The AWS adapters: DynamoDB storage (`store`) and rate-limit counters
+//! (`ratelimit`), the queues (`queues`, and `eventbus` for events), Secrets
+//! Manager (`secrets`) and the sealing of stored secrets (`sealed`). They
+//! speak the domain's types and `StoreError`; what a failure means to a
+//! client is the HTTP layer's business (`keyhub::http::error`).
+
+pub mod eventbus;
+pub mod queues;
+pub mod ratelimit;
+pub mod sealed;
+pub mod secrets;
+pub mod store;
+
+/// Loads the AWS SDK configuration the normal way: the credential chain,
+/// region, and `AWS_ENDPOINT_URL_*` overrides, which point the local stack and
+/// the tests at DynamoDB Local and moto with production code unchanged. Every
+/// call is bounded by `crate::config::AwsTimeouts` from the environment (connect,
+/// attempt, operation): without them a hung dependency holds a request until
+/// the function times out. A bad setting falls back to the defaults here;
+/// `Config::from_env`, which every function reads first, refuses it.
+///
+/// The local emulators (DynamoDB Local and moto on a two-core machine) are
+/// far slower than the services: `scripts/stack.sh` sets generous
+/// `KEYHUB_AWS_*` bounds for `make dev` and `make test`, so production code
+/// never guesses from an endpoint's address. Tests of the production bounds
+/// build their SDK configuration with `aws_config_with(&AwsTimeouts::default())`.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    let timeouts = crate::config::AwsTimeouts::from_env().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "using the default AWS timeouts");
+        crate::config::AwsTimeouts::default()
+    });
+    aws_config_with(&timeouts).await
+}
+
+/// `aws_config` with these bounds.
+pub async fn aws_config_with(timeouts: &crate::config::AwsTimeouts) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts.sdk())
+        .load()
+        .await
+}

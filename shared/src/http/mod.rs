@@ -1,0 +1,14 @@
+//! The HTTP edge: errors in the contract's shape (`error`), request parsing
+//! (`request`), the route table (`routes`), authentication of a presented
+//! key (`auth`) and the guard every lambda_http handler sits behind
+//! (`guard`). The only layer that sees a Lambda type.
+
+pub mod auth;
+pub mod error;
+pub mod guard;
+pub mod request;
+pub mod routes;
+
+// Shim: `keyhub::http::from_json` and the rest of the request helpers, from
+// before they moved to `request`; remove once nothing uses it.
+pub use request::*;
