@@ -9,10 +9,13 @@ async fn bootstrap_prints_a_working_key_with_every_scope_once() {
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
         "needs the local services: run with `make test`"
     );
-    let name = format!("cli{}", keyhub::base62::random(8).unwrap().to_lowercase());
+    let name = format!(
+        "cli{}",
+        keyhub::domain::base62::random(8).unwrap().to_lowercase()
+    );
     let stack = LocalStack::provision(
         &name,
-        keyhub::aws_config().await,
+        keyhub::aws::aws_config().await,
         &Default::default(),
         |_| None,
     )
@@ -49,8 +52,9 @@ async fn bootstrap_prints_a_working_key_with_every_scope_once() {
 
     let auth = stack.authenticator();
     let record = auth
-        .authenticate(Some(key), keyhub::time::now())
+        .authenticate(Some(key), keyhub::domain::time::now())
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(record.scopes.joined(), "*");
     let account = stack
@@ -60,7 +64,7 @@ async fn bootstrap_prints_a_working_key_with_every_scope_once() {
         .unwrap()
         .unwrap();
     assert_eq!(account.name, "ops");
-    assert_eq!(account.plan, keyhub::limits::Plan::Pro);
+    assert_eq!(account.plan, keyhub::domain::limits::Plan::Pro);
 
     // Without a table name it explains what it needs.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyhub-admin"))

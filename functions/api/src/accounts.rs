@@ -21,11 +21,12 @@ pub async fn create(call: &Call<'_>) -> Reply {
     let scopes = match body.scopes {
         Some(s) => s,
         None => Scopes::parse_all(ACCOUNT_ADMIN_SCOPES.iter().copied())
-            .map_err(|_| ApiError::Internal)?,
+            .map_err(|e| ApiError::internal(format!("the admin scopes: {e}")))?,
     };
     may_grant(call, &scopes)?;
     let plan = body.plan.unwrap_or_default();
-    let account = Account::new(body.name.0, plan, call.now).map_err(|_| ApiError::Internal)?;
+    let account = Account::new(body.name.0, plan, call.now)
+        .map_err(|e| ApiError::internal(format!("no random bytes for an account id: {e}")))?;
     let settings = NewKey {
         account_id: account.id.clone(),
         plan,

@@ -140,7 +140,7 @@ impl Call<'_> {
             settings,
             self.now,
         )
-        .map_err(|_| ApiError::Internal)
+        .map_err(|e| ApiError::internal(format!("no random bytes for a key: {e}")))
     }
 }
 
@@ -184,7 +184,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     {
         Ok(admitted) => {
             let Some(caller) = admitted.record.as_deref() else {
-                return request::error(&ApiError::Internal, &request_id);
+                return request::error(
+                    &ApiError::internal("the guard admitted a caller without its key record"),
+                    &request_id,
+                );
             };
             let call = Call {
                 deps,
@@ -201,16 +204,11 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 Some(admitted.principal),
             )
         }
-        Err(rejection) => (Err(rejection.error), rejection.rate, rejection.principal),
+        Err(rejection) => (Err(rejection.error()), rejection.rate, rejection.principal),
     };
     let mut resp = match reply {
         Ok((status, body)) => request::json(status, &body, &request_id),
-        Err(e) => {
-            if e.status() >= 500 {
-                tracing::error!(code = e.code(), "request failed");
-            }
-            request::error(&e, &request_id)
-        }
+        Err(e) => request::error(&e, &request_id),
     };
     if endpoint.is_some_and(reveals_secret) {
         request::no_store(&mut resp);

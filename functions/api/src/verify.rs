@@ -3,11 +3,11 @@
 //! of its own account; the answer counts against that key's limits, as a
 //! request through the gateway would.
 
-use keyhub::ApiError;
 use keyhub::aws::ratelimit::WindowState;
-use keyhub::domain::key::KeyState;
+use keyhub::domain::refusal::Refusal;
 use keyhub::domain::scope::Scopes;
 use keyhub::http::auth::Principal;
+use keyhub::http::guard::Denied;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -30,12 +30,24 @@ fn ratelimit(state: Option<&WindowState>) -> Value {
     )
 }
 
-fn invalid(code: &str, principal: Option<&Principal>, state: Option<&WindowState>) -> Reply {
+/// Verify's words for a refused key: its `code`. A key that is not the
+/// caller's account's is `Unknown` before this is asked.
+fn code(refusal: &Refusal) -> &'static str {
+    match refusal {
+        Refusal::Missing | Refusal::Malformed | Refusal::Unknown => "invalid_api_key",
+        Refusal::Expired => "api_key_expired",
+        Refusal::Inactive => "api_key_inactive",
+        Refusal::Scope { .. } => "insufficient_scope",
+        Refusal::RateLimited { .. } => "rate_limit_exceeded",
+    }
+}
+
+fn invalid(refusal: &Refusal, principal: Option<&Principal>, state: Option<&WindowState>) -> Reply {
     Ok((
         200,
         json!({
             "valid": false,
-            "code": code,
+            "code": code(refusal),
             "key_id": principal.map(|p| p.key_id.as_str()),
             "account_id": principal.map(|p| p.account_id.as_str()),
             "scopes": principal.map(|p| &p.scopes),
@@ -49,38 +61,32 @@ pub async fn verify(call: &Call<'_>) -> Reply {
     let guard = &call.deps.guard;
     // Whose key it is comes first: another account's key is as unknown as
     // one that does not exist, whatever state it is in.
-    let record = match call.deps.auth.identify(Some(&body.key)).await {
+    let record = match call.deps.auth.identify(Some(&body.key)).await? {
         Ok(r) if r.account_id != call.principal.account_id => {
-            return invalid("invalid_api_key", None, None);
+            return invalid(&Refusal::Unknown, None, None);
         }
         Ok(r) => r,
-        Err(ApiError::InvalidApiKey | ApiError::MissingApiKey) => {
-            return invalid("invalid_api_key", None, None);
-        }
-        Err(e) => return Err(e),
+        Err(refusal) => return invalid(&refusal, None, None),
     };
-    match record.state(call.now) {
-        KeyState::Usable => {}
-        KeyState::Expired => return invalid("api_key_expired", None, None),
-        KeyState::Inactive => return invalid("api_key_inactive", None, None),
+    if let Some(refusal) = Refusal::of_state(record.state(call.now)) {
+        return invalid(&refusal, None, None);
     }
     let principal = Principal::from_record(&record, guard.policy());
     if let Some(required) = &body.scopes
-        && principal.scopes.first_not_covered(required).is_some()
+        && let Some(missing) = principal.scopes.first_not_covered(required)
     {
-        return invalid("insufficient_scope", Some(&principal), None);
+        let refusal = Refusal::Scope {
+            required: missing.to_string(),
+        };
+        return invalid(&refusal, Some(&principal), None);
     }
     let state = match guard.limit(&principal, call.now).await {
         Ok(state) => state,
-        Err(rejection) => match rejection.error {
-            ApiError::RateLimited { .. } => {
-                return invalid(
-                    "rate_limit_exceeded",
-                    Some(&principal),
-                    rejection.rate.as_ref(),
-                );
+        Err(rejection) => match &rejection.denied {
+            Denied::Refused(refusal) => {
+                return invalid(refusal, Some(&principal), rejection.rate.as_ref());
             }
-            other => return Err(other),
+            Denied::Failed(e) => return Err(e.clone()),
         },
     };
     Ok((

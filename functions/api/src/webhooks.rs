@@ -34,12 +34,9 @@ fn not_found(what: &'static str) -> impl Fn(StoreError) -> ApiError {
 fn parts<'a>(call: &'a Call<'_>) -> Result<(&'a EventBus, &'a SecretBox), ApiError> {
     match (&call.deps.events, &call.deps.secrets) {
         (Some(bus), Some(secrets)) => Ok((bus, secrets)),
-        _ => {
-            tracing::error!(
-                "webhooks are not configured: set WEBHOOK_QUEUE_URL and WEBHOOK_KEY_SECRET_ID"
-            );
-            Err(ApiError::Internal)
-        }
+        _ => Err(ApiError::internal(
+            "webhooks are not configured: set WEBHOOK_QUEUE_URL and WEBHOOK_KEY_SECRET_ID",
+        )),
     }
 }
 
@@ -106,11 +103,15 @@ pub async fn create(call: &Call<'_>) -> Reply {
             "an account has at most {MAX_ENDPOINTS} webhook endpoints"
         )));
     }
-    let id = format!("wh_{}", base62::random(20).map_err(|_| ApiError::Internal)?);
-    let secret = SigningSecret::generate().ok_or(ApiError::Internal)?;
+    let id = format!(
+        "wh_{}",
+        base62::random(20).map_err(|e| ApiError::internal(format!("no random bytes: {e}")))?
+    );
+    let secret = SigningSecret::generate()
+        .ok_or_else(|| ApiError::internal("no random bytes for a signing secret"))?;
     let sealed = secrets
         .seal(secret.bytes(), &id)
-        .map_err(|_| ApiError::Internal)?;
+        .map_err(|e| ApiError::internal(format!("sealing the signing secret: {e}")))?;
     let endpoint = Endpoint {
         id,
         account_id: account.clone(),
@@ -189,10 +190,11 @@ pub async fn delete(call: &Call<'_>) -> Reply {
 pub async fn rotate_secret(call: &Call<'_>) -> Reply {
     let (_, secrets) = parts(call)?;
     let endpoint = owned_endpoint(call).await?;
-    let secret = SigningSecret::generate().ok_or(ApiError::Internal)?;
+    let secret = SigningSecret::generate()
+        .ok_or_else(|| ApiError::internal("no random bytes for a signing secret"))?;
     let sealed = secrets
         .seal(secret.bytes(), &endpoint.id)
-        .map_err(|_| ApiError::Internal)?;
+        .map_err(|e| ApiError::internal(format!("sealing the signing secret: {e}")))?;
     let until = call.now + chrono::Duration::seconds(ROTATION_OVERLAP);
     let endpoint = call
         .deps

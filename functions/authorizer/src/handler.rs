@@ -18,6 +18,7 @@ use aws_lambda_events::apigw::{
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use keyhub::ApiError;
 use keyhub::domain::limits::RateLimitPolicy;
+use keyhub::domain::refusal::Refusal;
 use keyhub::domain::time;
 use keyhub::http::auth::{Authenticator, KeyHeader, Principal};
 use serde_json::Value;
@@ -125,11 +126,27 @@ fn response(
     r
 }
 
-fn error_context(e: &ApiError) -> HashMap<String, Value> {
-    HashMap::from([
-        ("error_code".to_string(), Value::from(e.code())),
-        ("error_message".to_string(), Value::from(e.to_string())),
-    ])
+/// The authorizer's words for a refused key. API Gateway's 401 can say
+/// nothing of why, so a key that cannot be identified, or has expired, is
+/// `Unauthorized`; an inactive key is a Deny of everything (a 403) whose
+/// context carries the contract's code and message. (Scope is decided per
+/// route in the policy, and the authorizer takes no rate limits.)
+fn refused(refusal: Refusal, base: &str) -> Result<Response, AuthorizerError> {
+    let error = ApiError::from(refusal.clone());
+    match refusal {
+        Refusal::Inactive | Refusal::Scope { .. } | Refusal::RateLimited { .. } => {
+            tracing::info!(code = error.code(), "denied");
+            let context = HashMap::from([
+                ("error_code".to_string(), Value::from(error.code())),
+                ("error_message".to_string(), Value::from(error.to_string())),
+            ]);
+            Ok(response("anonymous", base, &Policy::default(), context))
+        }
+        Refusal::Missing | Refusal::Malformed | Refusal::Unknown | Refusal::Expired => {
+            tracing::info!(code = error.code(), "unauthorized");
+            Err(AuthorizerError::Unauthorized)
+        }
+    }
 }
 
 /// What an answer says when its policy refuses a route: words about the
@@ -161,26 +178,17 @@ pub async fn authorize(
         .ok_or_else(|| AuthorizerError::Failure("the event has no methodArn".into()))?;
     let base = arn_base(method_arn)
         .ok_or_else(|| AuthorizerError::Failure(format!("unexpected methodArn {method_arn}")))?;
-    let record = match deps
+    let checked = deps
         .auth
         .authenticate_headers(&event.headers, deps.identity, time::now())
         .await
-    {
+        .map_err(|e| {
+            tracing::error!(error = %e, "the key check failed");
+            AuthorizerError::Failure(e.to_string())
+        })?;
+    let record = match checked {
         Ok(r) => r,
-        Err(e @ ApiError::ApiKeyInactive) => {
-            tracing::info!(code = e.code(), "denied");
-            return Ok(response(
-                "anonymous",
-                &base,
-                &Policy::default(),
-                error_context(&e),
-            ));
-        }
-        Err(e @ (ApiError::MissingApiKey | ApiError::InvalidApiKey | ApiError::ApiKeyExpired)) => {
-            tracing::info!(code = e.code(), "unauthorized");
-            return Err(AuthorizerError::Unauthorized);
-        }
-        Err(e) => return Err(AuthorizerError::Failure(e.to_string())),
+        Err(refusal) => return refused(refusal, &base),
     };
     let principal = Principal::from_record(&record, &deps.policy);
     let mut context = principal.to_context();

@@ -37,7 +37,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             )
         }
         Err(rejection) => (
-            request::error(&rejection.error, &request_id),
+            request::error(&rejection.error(), &request_id),
             rejection.rate,
             rejection.principal,
         ),

@@ -12,6 +12,7 @@ pub mod events;
 pub mod key;
 pub mod limits;
 pub mod pepper;
+pub mod refusal;
 pub mod scope;
 pub mod time;
 pub mod usage;

@@ -1,5 +1,6 @@
 //! Checking a presented key: format and checksum first (no I/O), then one
-//! GetItem by the id derived from its digest.
+//! GetItem by the id derived from its digest. The answer is a key record or
+//! a `Refusal` (why not); only a failure of the check itself is an error.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,15 +9,15 @@ use std::time::Instant;
 use http::HeaderMap;
 use serde_json::Value;
 
-use crate::aws::store::Store;
+use crate::aws::store::{Store, StoreError};
 use crate::cache::{CacheSettings, Cached, KeyCache};
 use crate::domain::apikey::{ApiKey, KeyPrefix};
-use crate::domain::key::{KeyRecord, KeyState};
+use crate::domain::key::KeyRecord;
 use crate::domain::limits::{Limits, Plan, RateLimitPolicy};
 use crate::domain::pepper::{KeyId, Pepper};
+use crate::domain::refusal::Refusal;
 use crate::domain::scope::Scopes;
 use crate::domain::time::Timestamp;
-use crate::http::error::ApiError;
 
 /// Who is calling: the checked key and what it may do.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,11 +79,11 @@ impl Principal {
         })
     }
 
-    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
+    pub fn require(&self, scope: &str) -> Result<(), Refusal> {
         if self.scopes.allows(scope) {
             Ok(())
         } else {
-            Err(ApiError::InsufficientScope {
+            Err(Refusal::Scope {
                 required: scope.to_string(),
             })
         }
@@ -161,7 +162,7 @@ fn values<'a>(headers: &'a HeaderMap, name: &str, bearer: bool) -> Vec<&'a str> 
 /// `X-API-Key` as `from` allows. Header names are case-insensitive
 /// (`HeaderMap` sees to that); the `Bearer` scheme is too, as RFC 9110 says.
 ///
-/// Two different keys in one request are refused (`InvalidApiKey`): which
+/// Two different keys in one request are refused (`Malformed`): which
 /// one a cache would file the answer under is exactly the ambiguity an
 /// attacker wants. A Bearer token that is not shaped like a key of this
 /// deployment (another system's JWT) does not hide an `X-API-Key` unless
@@ -170,17 +171,17 @@ pub fn presented_key<'a>(
     headers: &'a HeaderMap,
     prefix: &KeyPrefix,
     from: KeyHeader,
-) -> Result<Option<&'a str>, ApiError> {
+) -> Result<Option<&'a str>, Refusal> {
     let bearer = values(headers, http::header::AUTHORIZATION.as_str(), true);
     let x_api_key = values(headers, "x-api-key", false);
     let ours = |k: &&str| ApiKey::parse(k, prefix).is_ok();
     let one = |v: &[&'a str]| match v {
         [] => Ok(None),
         [k] => Ok(Some(*k)),
-        _ => Err(ApiError::InvalidApiKey),
+        _ => Err(Refusal::Malformed),
     };
     let agree = |chosen: Option<&'a str>, other: &[&str]| match chosen {
-        Some(k) if other.iter().any(|o| *o != k) => Err(ApiError::InvalidApiKey),
+        Some(k) if other.iter().any(|o| *o != k) => Err(Refusal::Malformed),
         _ => Ok(chosen),
     };
     match from {
@@ -198,6 +199,9 @@ pub fn presented_key<'a>(
         }
     }
 }
+
+/// A key check's answer: the key's record, or why it may not be used.
+pub type Checked = Result<Arc<KeyRecord>, Refusal>;
 
 #[derive(Clone)]
 pub struct Authenticator {
@@ -232,9 +236,11 @@ impl Authenticator {
         headers: &HeaderMap,
         from: KeyHeader,
         now: Timestamp,
-    ) -> Result<Arc<KeyRecord>, ApiError> {
-        let presented = presented_key(headers, &self.prefix, from)?;
-        self.authenticate(presented, now).await
+    ) -> Result<Checked, StoreError> {
+        match presented_key(headers, &self.prefix, from) {
+            Ok(presented) => self.authenticate(presented, now).await,
+            Err(refusal) => Ok(Err(refusal)),
+        }
     }
 
     /// Checks a presented key and returns its record if it may be used now:
@@ -243,28 +249,33 @@ impl Authenticator {
         &self,
         presented: Option<&str>,
         now: Timestamp,
-    ) -> Result<Arc<KeyRecord>, ApiError> {
-        let record = self.identify(presented).await?;
-        match record.state(now) {
-            KeyState::Usable => Ok(record),
-            KeyState::Expired => Err(ApiError::ApiKeyExpired),
-            KeyState::Inactive => Err(ApiError::ApiKeyInactive),
-        }
+    ) -> Result<Checked, StoreError> {
+        Ok(self.identify(presented).await?.and_then(|record| {
+            match Refusal::of_state(record.state(now)) {
+                None => Ok(record),
+                Some(refusal) => Err(refusal),
+            }
+        }))
     }
 
     /// The record of a presented key whatever its state, for callers that
     /// must decide whose key it is before saying anything about its state
     /// (verify answers another account's expired key as unknown).
-    pub async fn identify(&self, presented: Option<&str>) -> Result<Arc<KeyRecord>, ApiError> {
-        let raw = presented.ok_or(ApiError::MissingApiKey)?;
-        let key = ApiKey::parse(raw, &self.prefix).map_err(|reason| {
-            tracing::debug!(%reason, "malformed key");
-            ApiError::InvalidApiKey
-        })?;
+    pub async fn identify(&self, presented: Option<&str>) -> Result<Checked, StoreError> {
+        let Some(raw) = presented else {
+            return Ok(Err(Refusal::Missing));
+        };
+        let key = match ApiKey::parse(raw, &self.prefix) {
+            Ok(key) => key,
+            Err(reason) => {
+                tracing::debug!(%reason, "malformed key");
+                return Ok(Err(Refusal::Malformed));
+            }
+        };
         let digest = self.pepper.digest(&key);
         match self.cache.get(&digest, Instant::now()) {
-            Cached::Known(r) => Ok(r),
-            Cached::Unknown => Err(ApiError::InvalidApiKey),
+            Cached::Known(r) => Ok(Ok(r)),
+            Cached::Unknown => Ok(Err(Refusal::Unknown)),
             Cached::Miss => {
                 let fetched = Instant::now();
                 let record = self
@@ -273,14 +284,14 @@ impl Authenticator {
                     .filter(|r| digest.matches_hex(&r.digest))
                     .map(Arc::new);
                 self.cache.put(digest, record.clone(), fetched);
-                record.ok_or(ApiError::InvalidApiKey)
+                Ok(record.ok_or(Refusal::Unknown))
             }
         }
     }
 
     #[tracing::instrument(skip(self))]
-    async fn fetch(&self, id: &KeyId) -> Result<Option<KeyRecord>, ApiError> {
-        Ok(self.store.get_key(id.as_str()).await?)
+    async fn fetch(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.store.get_key(id.as_str()).await
     }
 }
 
@@ -310,7 +321,7 @@ mod tests {
         .to_string()
     }
 
-    fn either(h: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    fn either(h: &HeaderMap) -> Result<Option<&str>, Refusal> {
         presented_key(h, &KeyPrefix::default(), KeyHeader::Either)
     }
 
@@ -340,7 +351,7 @@ mod tests {
         ] {
             assert_eq!(
                 presented_key(&both, &KeyPrefix::default(), from),
-                Err(ApiError::InvalidApiKey),
+                Err(Refusal::Malformed),
                 "{from:?}"
             );
         }
@@ -358,10 +369,10 @@ mod tests {
         // Configured for Authorization, the JWT is what counts (and fails).
         assert_eq!(
             presented_key(&jwt, &KeyPrefix::default(), KeyHeader::Authorization),
-            Err(ApiError::InvalidApiKey)
+            Err(Refusal::Malformed)
         );
         let twice = headers(&[("X-API-Key", &a), ("X-API-Key", &b)]);
-        assert_eq!(either(&twice), Err(ApiError::InvalidApiKey));
+        assert_eq!(either(&twice), Err(Refusal::Malformed));
     }
 
     #[test]

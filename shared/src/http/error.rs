@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::aws::store::StoreError;
+use crate::domain::refusal::Refusal;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
@@ -40,13 +41,28 @@ pub enum ApiError {
         window: &'static str,
         retry_after: u64,
     },
+    /// The cause is for the log (written once, where the response is
+    /// made: `request::error`), never for the client.
     #[error("internal error")]
-    Internal,
+    Internal(String),
     #[error("a dependency is unavailable; retry in {retry_after} s")]
-    ServiceUnavailable { retry_after: u64 },
+    ServiceUnavailable { retry_after: u64, cause: String },
 }
 
 impl ApiError {
+    /// A failure of ours, with what went wrong for the log.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        ApiError::Internal(cause.to_string())
+    }
+
+    /// What went wrong, for a system failure (never sent to the client).
+    pub fn cause(&self) -> Option<&str> {
+        match self {
+            ApiError::Internal(cause) | ApiError::ServiceUnavailable { cause, .. } => Some(cause),
+            _ => None,
+        }
+    }
+
     pub fn invalid(
         field: impl Into<String>,
         reason: &'static str,
@@ -78,7 +94,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::UnsupportedMediaType => 415,
             ApiError::RateLimited { .. } => 429,
-            ApiError::Internal => 500,
+            ApiError::Internal(_) => 500,
             ApiError::ServiceUnavailable { .. } => 503,
         }
     }
@@ -97,7 +113,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
-            ApiError::Internal => "internal_error",
+            ApiError::Internal(_) => "internal_error",
             ApiError::ServiceUnavailable { .. } => "service_unavailable",
         }
     }
@@ -106,7 +122,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after, .. }
-            | ApiError::ServiceUnavailable { retry_after } => Some(*retry_after),
+            | ApiError::ServiceUnavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -132,7 +148,7 @@ impl ApiError {
                 window,
                 retry_after,
             } => Some(json!({ "limit": limit, "window": window, "retry_after": retry_after })),
-            ApiError::ServiceUnavailable { retry_after } => {
+            ApiError::ServiceUnavailable { retry_after, .. } => {
                 Some(json!({ "retry_after": retry_after }))
             }
             _ => None,
@@ -153,14 +169,36 @@ impl ApiError {
 /// the store does not know about HTTP.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        if matches!(e, StoreError::Unavailable(_) | StoreError::Internal(_)) {
-            tracing::error!(error = %e, "storage failure");
-        }
         match e {
             StoreError::NotFound => ApiError::NotFound { what: "resource" },
             StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::Unavailable(_) => ApiError::ServiceUnavailable { retry_after: 1 },
-            StoreError::Internal(_) => ApiError::Internal,
+            StoreError::Unavailable(_) => ApiError::ServiceUnavailable {
+                retry_after: 1,
+                cause: e.to_string(),
+            },
+            StoreError::Internal(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// The API's words for a refused key: the contract's 401, 403 and 429.
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Missing => ApiError::MissingApiKey,
+            Refusal::Malformed | Refusal::Unknown => ApiError::InvalidApiKey,
+            Refusal::Expired => ApiError::ApiKeyExpired,
+            Refusal::Inactive => ApiError::ApiKeyInactive,
+            Refusal::Scope { required } => ApiError::InsufficientScope { required },
+            Refusal::RateLimited {
+                limit,
+                window,
+                retry_after,
+            } => ApiError::RateLimited {
+                limit,
+                window,
+                retry_after,
+            },
         }
     }
 }
@@ -206,5 +244,44 @@ mod tests {
         let body = ApiError::NotFound { what: "API key" }.body("r");
         assert_eq!(body["error"]["message"], "API key not found");
         assert!(body["error"].get("details").is_none());
+    }
+
+    #[test]
+    fn a_refusal_is_the_contracts_401_403_or_429() {
+        let codes = [
+            (Refusal::Missing, 401, "missing_api_key"),
+            (Refusal::Malformed, 401, "invalid_api_key"),
+            (Refusal::Unknown, 401, "invalid_api_key"),
+            (Refusal::Expired, 401, "api_key_expired"),
+            (Refusal::Inactive, 403, "api_key_inactive"),
+            (
+                Refusal::Scope {
+                    required: "keys:read".into(),
+                },
+                403,
+                "insufficient_scope",
+            ),
+            (
+                Refusal::RateLimited {
+                    limit: 1,
+                    window: "minute",
+                    retry_after: 3,
+                },
+                429,
+                "rate_limit_exceeded",
+            ),
+        ];
+        for (refusal, status, code) in codes {
+            let e = ApiError::from(refusal);
+            assert_eq!((e.status(), e.code()), (status, code));
+        }
+    }
+
+    #[test]
+    fn a_failures_cause_is_kept_for_the_log_but_not_shown() {
+        let e = ApiError::from(StoreError::Internal("table keyhub-keys not found".into()));
+        assert_eq!(e.code(), "internal_error");
+        assert!(e.cause().is_some_and(|c| c.contains("keyhub-keys")));
+        assert!(!e.body("r").to_string().contains("keyhub-keys"));
     }
 }

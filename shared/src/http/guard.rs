@@ -13,10 +13,11 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use crate::aws::eventbus::EventBus;
 use crate::aws::queues::UsageSink;
 use crate::aws::ratelimit::{Limiter, Outcome, Unannounced, WindowState, checks_for};
-use crate::aws::store::Store;
+use crate::aws::store::{Store, StoreError};
 use crate::domain::events::Event;
 use crate::domain::key::KeyRecord;
 use crate::domain::limits::RateLimitPolicy;
+use crate::domain::refusal::Refusal;
 use crate::domain::time::Timestamp;
 use crate::domain::usage::UsageRecord;
 use crate::http::auth::{self, Authenticator, Principal};
@@ -59,9 +60,17 @@ pub struct Admitted {
 /// request still counts as usage).
 #[derive(Debug, Clone)]
 pub struct Rejection {
-    pub error: ApiError,
+    pub denied: Denied,
     pub rate: Option<WindowState>,
     pub principal: Option<Principal>,
+}
+
+/// Why a request did not pass: the check's answer about the key, or a
+/// failure of the check itself (with its cause, for the log).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Denied {
+    Refused(Refusal),
+    Failed(ApiError),
 }
 
 impl Rejection {
@@ -69,15 +78,41 @@ impl Rejection {
         self.principal = Some(principal.clone());
         self
     }
+
+    /// The error response's error: a refusal in the API's words.
+    pub fn error(&self) -> ApiError {
+        match &self.denied {
+            Denied::Refused(r) => ApiError::from(r.clone()),
+            Denied::Failed(e) => e.clone(),
+        }
+    }
+}
+
+impl From<Denied> for Rejection {
+    fn from(denied: Denied) -> Self {
+        Rejection {
+            denied,
+            rate: None,
+            principal: None,
+        }
+    }
+}
+
+impl From<Refusal> for Rejection {
+    fn from(refusal: Refusal) -> Self {
+        Denied::Refused(refusal).into()
+    }
 }
 
 impl From<ApiError> for Rejection {
     fn from(error: ApiError) -> Self {
-        Rejection {
-            error,
-            rate: None,
-            principal: None,
-        }
+        Denied::Failed(error).into()
+    }
+}
+
+impl From<StoreError> for Rejection {
+    fn from(error: StoreError) -> Self {
+        ApiError::from(error).into()
     }
 }
 
@@ -188,7 +223,7 @@ impl Guard {
     ) -> Result<Admitted, Rejection> {
         let record = auth
             .authenticate_headers(req.headers(), auth::KeyHeader::Either, now)
-            .await?;
+            .await??;
         let principal = Principal::from_record(&record, &self.policy);
         if let Some(scope) = scope {
             principal.require(scope)?;
@@ -221,7 +256,7 @@ impl Guard {
             }
             _ => None,
         }
-        .ok_or(ApiError::MissingApiKey)?;
+        .ok_or(Refusal::Missing)?;
         let rate = self
             .limit(&principal, now)
             .await
@@ -251,11 +286,11 @@ impl Guard {
                     self.announce(p, refusal, now).await;
                 }
                 Rejection {
-                    error: ApiError::RateLimited {
+                    denied: Denied::Refused(Refusal::RateLimited {
                         limit: state.limit,
                         window: state.window.as_str(),
                         retry_after,
-                    },
+                    }),
                     rate: Some(state),
                     principal: None,
                 }
@@ -264,7 +299,7 @@ impl Guard {
                 tracing::warn!(error = %e, "rate limits unavailable; letting the request through (KEYHUB_RATE_LIMIT_FAIL_OPEN)");
                 Ok(None)
             }
-            Err(e) => Err(ApiError::from(e).into()),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -62,7 +62,16 @@ pub fn json(status: u16, body: &Value, request_id: &str) -> Response<Body> {
     resp
 }
 
+/// The error response. A system failure's cause is logged here, once: the
+/// one place every error response is made.
 pub fn error(err: &ApiError, request_id: &str) -> Response<Body> {
+    if err.status() >= 500 {
+        tracing::error!(
+            code = err.code(),
+            cause = err.cause().unwrap_or_default(),
+            "request failed"
+        );
+    }
     let mut resp = json(err.status(), &err.body(request_id), request_id);
     if let Some(secs) = err.retry_after() {
         resp.headers_mut()

@@ -98,8 +98,11 @@ fn every_error_code_the_api_can_answer_is_in_the_schema() {
             window: "minute",
             retry_after: 1,
         },
-        Internal,
-        ServiceUnavailable { retry_after: 1 },
+        Internal("x".into()),
+        ServiceUnavailable {
+            retry_after: 1,
+            cause: "x".into(),
+        },
     ] {
         assert!(codes.contains(e.code()), "{} is not documented", e.code());
     }

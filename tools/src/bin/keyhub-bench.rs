@@ -161,11 +161,17 @@ async fn main() -> Result<(), Error> {
 
     // --- 1. Cached verify, in process -----------------------------------------
     let cached = stack.authenticator();
-    cached.authenticate(Some(&key), time::now()).await?;
+    cached
+        .authenticate(Some(&key), time::now())
+        .await?
+        .map_err(|r| format!("the key was refused: {r:?}"))?;
     let now = time::now();
     let start = Instant::now();
     for _ in 0..args.cached {
-        cached.authenticate(Some(&key), now).await?;
+        cached
+            .authenticate(Some(&key), now)
+            .await?
+            .map_err(|r| format!("the key was refused: {r:?}"))?;
     }
     let per_cached = start.elapsed() / args.cached as u32;
     let bad = format!("{}x", &key[..key.len() - 1]);
@@ -206,7 +212,10 @@ async fn main() -> Result<(), Error> {
     };
     for _ in 0..100 {
         get_raw().await?;
-        uncached.authenticate(Some(&key), time::now()).await?;
+        uncached
+            .authenticate(Some(&key), time::now())
+            .await?
+            .map_err(|r| format!("the key was refused: {r:?}"))?;
     }
     calls.reset();
     let (mut t_verify, mut t_raw) = (
@@ -219,7 +228,10 @@ async fn main() -> Result<(), Error> {
         for turn in 0..2 {
             if (turn == 0) == verify_first {
                 let s = Instant::now();
-                uncached.authenticate(Some(&key), time::now()).await?;
+                uncached
+                    .authenticate(Some(&key), time::now())
+                    .await?
+                    .map_err(|r| format!("the key was refused: {r:?}"))?;
                 t_verify.push(s.elapsed());
             } else {
                 let s = Instant::now();

@@ -148,10 +148,9 @@ async fn dev_key(stack: &LocalStack, file: &Path) -> Result<ApiKey, Error> {
     let auth = stack.authenticator();
     if let Ok(saved) = std::fs::read_to_string(file) {
         let saved = saved.trim();
-        if auth
+        if let Ok(Ok(_)) = auth
             .authenticate(Some(saved), keyhub::domain::time::now())
             .await
-            .is_ok()
         {
             return Ok(ApiKey::parse(saved, &stack.config.key_prefix)?);
         }
