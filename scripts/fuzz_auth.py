@@ -56,16 +56,24 @@ def usable(key):
     return True, ""
 
 
-def replace(why):
-    """A new all-scope key in the fuzzer's account, written to KEY_FILE."""
-    made = subprocess.run(
-        [ADMIN, "key", "--stack", STACK, "--account-id", ACCOUNT, "--key-name", "fuzzer"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+def admin(*args):
+    return subprocess.run(
+        [ADMIN, *args, "--stack", STACK], capture_output=True, text=True, timeout=60
     )
+
+
+def replace(why):
+    """A new all-scope key in the fuzzer's account, written to KEY_FILE; in
+    a new account if that one is at its key cap (all its keys kept but
+    deactivated, say), rather than no key at all."""
+    global ACCOUNT
+    made = admin("key", "--account-id", ACCOUNT, "--key-name", "fuzzer")
     if made.returncode != 0:
-        raise RuntimeError("keyhub-admin key failed: " + made.stderr.strip())
+        why += "; in a new account (%s)" % made.stderr.strip()
+        made = admin("bootstrap", "--account-name", "fuzzer", "--key-name", "fuzzer")
+        if made.returncode != 0:
+            raise RuntimeError("keyhub-admin failed: " + made.stderr.strip())
+        ACCOUNT = made.stderr.split()[1]
     key = made.stdout.strip()
     with open(KEY_FILE, "w") as f:
         f.write(key)
