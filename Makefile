@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 STACK := scripts/stack.sh
 
-.PHONY: dev test setup reset lint fmt clippy cfn-lint deny deny-advisories deny-setup build bench deploy fuzz package sam-setup size
+.PHONY: dev test screenshots setup reset lint fmt clippy cfn-lint deny deny-advisories deny-setup build bench deploy fuzz package sam-setup size
 
 ## dev: run the whole stack locally on http://127.0.0.1:3000 and print a key
 dev:
@@ -17,6 +17,12 @@ test: lint
 	$(STACK) browser
 	$(CARGO) build --workspace --all-targets
 	$(STACK) run -- $(CARGO) test --workspace --no-fail-fast
+
+## screenshots: the console's browser tests, saving the README's screenshots
+## in docs/console/ (a plain test run keeps them in target/)
+screenshots:
+	$(STACK) browser
+	KEYHUB_SCREENSHOTS=$(CURDIR)/docs/console $(STACK) run -- $(CARGO) test -p keyhub-tests --test api -- browser::
 
 ## setup: install the local services' packages into .local/
 setup:

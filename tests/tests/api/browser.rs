@@ -4,8 +4,10 @@
 //! in the background, as under `make dev`. What a user does, end to end:
 //! sign in, create and copy a key, find it in the list, see its usage move
 //! after requests, rotate it, add a webhook and see its delivery, retry a
-//! failed delivery, sign out. The run saves screenshots in docs/console/,
-//! the ones the README shows.
+//! failed delivery, sign out. The run saves screenshots in
+//! target/console-screenshots/, or in the folder `KEYHUB_SCREENSHOTS` names
+//! (`make screenshots` points it at docs/console/, the README's copies), so a
+//! test run never changes tracked files.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -182,7 +184,11 @@ async fn screenshot(c: &Client, name: &str, css: &str) {
     .await
     .unwrap();
     let png = c.screenshot().await.expect("screenshot");
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/console");
+    let dir = std::env::var_os("KEYHUB_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots")
+        });
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
