@@ -45,7 +45,7 @@ pub async fn create(call: &Call<'_>) -> Reply {
     let (key, record) = call.mint(settings)?;
     let events = call.event(
         &account.id,
-        "api_key.created",
+        keyhub::domain::events::EventKind::ApiKeyCreated,
         record.view(&deps.config.rate_limits, None),
     );
     deps.store
@@ -117,7 +117,7 @@ pub async fn update(call: &Call<'_>) -> Reply {
     } else {
         call.event(
             &id,
-            "account.plan_changed",
+            keyhub::domain::events::EventKind::AccountPlanChanged,
             json!({ "account": account.view(), "previous_plan": previous }),
         )
     };

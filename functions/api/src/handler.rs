@@ -109,7 +109,7 @@ impl Call<'_> {
     pub fn event(
         &self,
         account_id: &str,
-        kind: &str,
+        kind: keyhub::domain::events::EventKind,
         data: Value,
     ) -> Vec<keyhub::domain::events::Event> {
         match &self.deps.events {

@@ -83,7 +83,7 @@ pub async fn create(call: &Call<'_>) -> Reply {
     let (key, record) = call.mint(settings)?;
     let events = call.event(
         &call.principal.account_id,
-        "api_key.created",
+        keyhub::domain::events::EventKind::ApiKeyCreated,
         view(call, &record),
     );
     deps.store
@@ -168,9 +168,9 @@ pub async fn update(call: &Call<'_>) -> Reply {
         }
         let updated = current.apply(&patch, call.now);
         let kind = if current.is_active && !updated.is_active {
-            "api_key.revoked"
+            keyhub::domain::events::EventKind::ApiKeyRevoked
         } else {
-            "api_key.updated"
+            keyhub::domain::events::EventKind::ApiKeyUpdated
         };
         let events = call.event(&call.principal.account_id, kind, view(call, &updated));
         match call
@@ -198,7 +198,7 @@ pub async fn delete(call: &Call<'_>) -> Reply {
     authority(call).may_act_on(&doomed)?;
     let events = call.event(
         &call.principal.account_id,
-        "api_key.deleted",
+        keyhub::domain::events::EventKind::ApiKeyDeleted,
         view(call, &doomed),
     );
     call.deps
@@ -254,7 +254,7 @@ pub async fn rotate(call: &Call<'_>) -> Reply {
     });
     let events = call.event(
         &call.principal.account_id,
-        "api_key.rotated",
+        keyhub::domain::events::EventKind::ApiKeyRotated,
         json!({"key": view(call, &new), "previous_key": previous}),
     );
     deps.store

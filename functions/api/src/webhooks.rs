@@ -217,7 +217,7 @@ pub async fn test(call: &Call<'_>) -> Reply {
         ));
     }
     let event = Event::new(
-        "webhook.test",
+        keyhub::domain::events::EventKind::WebhookTest,
         &endpoint.account_id,
         json!({"endpoint_id": endpoint.id, "message": "This is a test event from keyhub."}),
         call.now,

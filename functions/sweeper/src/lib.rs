@@ -34,7 +34,7 @@ async fn settle(
     deps: &Deps,
     keys: Vec<KeyRecord>,
     flag: &str,
-    kind: &str,
+    kind: keyhub::domain::events::EventKind,
     now: Timestamp,
 ) -> Result<usize, StoreError> {
     let mut sent = 0;
@@ -51,11 +51,25 @@ async fn settle(
 #[tracing::instrument(skip_all)]
 pub async fn sweep(deps: &Deps, now: Timestamp) -> Result<Report, StoreError> {
     let expired = deps.store.keys_expired(now, deps.batch).await?;
-    let expired = settle(deps, expired, "expiry_check", "api_key.expired", now).await?;
+    let expired = settle(
+        deps,
+        expired,
+        "expiry_check",
+        keyhub::domain::events::EventKind::ApiKeyExpired,
+        now,
+    )
+    .await?;
     let before = now - chrono::Duration::from_std(deps.rotation_period).unwrap_or_default();
     // A rotated key is not due: rotation removed its flag.
     let due = deps.store.keys_due_for_rotation(before, deps.batch).await?;
-    let rotation_due = settle(deps, due, "rotation_check", "api_key.rotation_due", now).await?;
+    let rotation_due = settle(
+        deps,
+        due,
+        "rotation_check",
+        keyhub::domain::events::EventKind::ApiKeyRotationDue,
+        now,
+    )
+    .await?;
     // Events older than a minute are not in flight: their send failed.
     let relayed = deps
         .bus

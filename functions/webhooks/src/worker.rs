@@ -172,7 +172,7 @@ async fn disable(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let event = Event::new(
-        "webhook.endpoint_disabled",
+        keyhub::domain::events::EventKind::WebhookEndpointDisabled,
         &endpoint.account_id,
         serde_json::json!({"endpoint_id": endpoint.id, "url": endpoint.url, "reason": reason}),
         now,
@@ -252,7 +252,7 @@ async fn handle_event(deps: &Deps, event: &Event, only: Option<&str>) -> Result<
         .filter(|e| e.is_active)
         .filter(|e| match only {
             Some(id) => e.id == id,
-            None => e.wants(&event.event),
+            None => e.wants(event.event.as_str()),
         })
         .collect();
     let results = join_all(targets.into_iter().map(|endpoint| async move {

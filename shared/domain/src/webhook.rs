@@ -419,7 +419,7 @@ impl Delivery {
             endpoint_id: endpoint.id.clone(),
             account_id: endpoint.account_id.clone(),
             event_id: event.id.clone(),
-            event_type: event.event.clone(),
+            event_type: event.event.as_str().to_string(),
             payload: event.body(),
             status: DeliveryStatus::Pending,
             attempts: Vec::new(),

@@ -157,7 +157,12 @@ impl Guard {
             "limit": state.limit,
             "reset": state.reset,
         });
-        let event = Event::new("rate_limit.exceeded", &p.account_id, data, now);
+        let event = Event::new(
+            crate::domain::events::EventKind::RateLimitExceeded,
+            &p.account_id,
+            data,
+            now,
+        );
         // The marker outlives its window by one window.
         let expires_at = state.reset + state.window.seconds();
         match store

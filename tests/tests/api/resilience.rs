@@ -344,7 +344,7 @@ async fn a_hung_queue_delays_no_request_and_its_events_wait_in_the_outbox() {
     assert!(
         pending
             .iter()
-            .any(|e| e.event == "api_key.created" && e.data["id"] == key_id.as_str()),
+            .any(|e| e.event.as_str() == "api_key.created" && e.data["id"] == key_id.as_str()),
         "the event waits in the outbox: {pending:?}"
     );
     let bus = app.stack.event_bus().expect("webhook queue");

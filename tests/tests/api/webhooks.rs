@@ -102,7 +102,7 @@ fn x_signature_ok(secret: &str, r: &Received) -> bool {
 /// SQS may hand the worker more than once.
 fn test_event_message(app: &crate::helpers::TestApp) -> String {
     let event = keyhub::domain::events::Event::new(
-        "webhook.test",
+        keyhub::domain::events::EventKind::WebhookTest,
         &app.account_id,
         json!({"n": 1}),
         keyhub::domain::time::now(),

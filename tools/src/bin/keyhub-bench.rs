@@ -544,7 +544,7 @@ async fn main() -> Result<(), Error> {
     writeln!(out, "## Webhooks\n")?;
     let secret = keyhub::domain::webhook::SigningSecret::generate().ok_or("no randomness")?;
     let sample = keyhub::domain::events::Event::new(
-        "api_key.created",
+        keyhub::domain::events::EventKind::ApiKeyCreated,
         &admin.account.id,
         record.view(&stack.config.rate_limits, None),
         time::now(),
@@ -621,7 +621,7 @@ async fn main() -> Result<(), Error> {
                 let mut event = aws_lambda_events::sqs::SqsEvent::default();
                 for &i in chunk {
                     let e = keyhub::domain::events::Event::new(
-                        "webhook.test",
+                        keyhub::domain::events::EventKind::WebhookTest,
                         &admin.account.id,
                         serde_json::json!({"n": i}),
                         time::now(),
