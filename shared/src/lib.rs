@@ -19,12 +19,3 @@ pub mod netpolicy;
 pub mod telemetry;
 
 pub use http::error::ApiError;
-
-// Shims: the flat paths from before the layers (`keyhub::key`,
-// `keyhub::store`, ...), kept while work begun on them lands. New code uses
-// the layered paths; remove these once nothing uses them.
-pub use aws::{aws_config, aws_config_with, eventbus, ratelimit, sealed, secrets, store};
-pub use domain::{
-    account, apikey, base62, events, key, limits, pepper, scope, time, usage, webhook,
-};
-pub use http::{auth, error, guard, routes};

@@ -8,7 +8,7 @@
 use std::sync::LazyLock;
 
 use keyhub::ApiError;
-use keyhub::http;
+use keyhub::http::request;
 use lambda_http::http::{HeaderValue, Method, header};
 use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
@@ -139,14 +139,14 @@ fn hashed_name(name: &str, body: &str) -> String {
 pub fn serve(req: &Request, enabled: bool, request_id: &str) -> Option<Response<Body>> {
     let target = target(req)?;
     if !enabled {
-        return Some(http::error(
+        return Some(request::error(
             &ApiError::NotFound { what: "route" },
             request_id,
         ));
     }
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
-        return Some(http::error(
+        return Some(request::error(
             &ApiError::MethodNotAllowed {
                 allow: "GET, HEAD".to_string(),
             },
@@ -164,7 +164,7 @@ pub fn serve(req: &Request, enabled: bool, request_id: &str) -> Option<Response<
         Target::Asset(name) => match bundle.assets.iter().find(|a| a.name == name) {
             Some(a) => (a.body.as_str(), a.content_type, IMMUTABLE),
             None => {
-                return Some(http::error(
+                return Some(request::error(
                     &ApiError::NotFound {
                         what: "console file",
                     },
@@ -195,7 +195,7 @@ pub fn serve(req: &Request, enabled: bool, request_id: &str) -> Option<Response<
         HeaderValue::from_static("same-origin"),
     );
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        headers.insert(http::REQUEST_ID_HEADER, v);
+        headers.insert(request::REQUEST_ID_HEADER, v);
     }
     Some(resp)
 }
@@ -208,7 +208,7 @@ enum Target {
 /// What a request asks of the console: by API Gateway's resource path when
 /// there is one, else by the raw path (`/console`, `/console/<file>`).
 fn target(req: &Request) -> Option<Target> {
-    match http::resource(req) {
+    match request::resource(req) {
         Some((resource, params)) => match resource.as_str() {
             "/console" => Some(Target::Page),
             "/console/{asset}" => Some(Target::Asset(

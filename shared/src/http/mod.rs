@@ -8,7 +8,3 @@ pub mod error;
 pub mod guard;
 pub mod request;
 pub mod routes;
-
-// Shim: `keyhub::http::from_json` and the rest of the request helpers, from
-// before they moved to `request`; remove once nothing uses it.
-pub use request::*;

@@ -494,14 +494,14 @@ async fn a_user_manages_keys_usage_and_webhooks_in_the_console() {
 #[tokio::test]
 async fn a_key_sees_only_what_its_scopes_allow_and_rate_limits_read_as_the_api_says() {
     let app = spawn_app_with(&console_env()).await;
-    let limits = keyhub::limits::Limits {
+    let limits = keyhub::domain::limits::Limits {
         per_minute: Some(4),
         ..Default::default()
     };
     let (key, _) = app
         .direct_key(
             &app.account_id,
-            keyhub::limits::Plan::Enterprise,
+            keyhub::domain::limits::Plan::Enterprise,
             &["keys:read"],
             limits,
         )

@@ -39,7 +39,7 @@ fn standard_headers(signature: String, id: &str, timestamp: i64) -> http::Header
 /// another id or timestamp under the same signature, an old timestamp.
 #[test]
 fn keyhubs_signatures_verify_with_the_standard_webhooks_library() {
-    use keyhub::webhook::{SigningSecret, signature_header};
+    use keyhub::domain::webhook::{SigningSecret, signature_header};
     use standardwebhooks::{Webhook, WebhookError};
 
     let current = SigningSecret::generate().unwrap();
