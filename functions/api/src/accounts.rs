@@ -12,7 +12,7 @@ use keyhub::domain::scope::{ACCOUNT_ADMIN_SCOPES, Scopes};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::handler::{Call, Reply};
+use crate::call::{Call, Reply};
 use crate::keys::may_grant;
 use crate::requests::CreateAccount;
 

@@ -11,7 +11,7 @@ use keyhub::domain::time;
 use serde_json::{Value, json};
 
 use crate::authority::Authority;
-use crate::handler::{Call, Reply};
+use crate::call::{Call, Reply};
 use crate::listing::{ListQuery, paginate};
 use crate::requests::{
     CreateKey, DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, RotateKey, UpdateKey, When,

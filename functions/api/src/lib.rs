@@ -2,6 +2,7 @@
 
 mod accounts;
 mod authority;
+pub mod call;
 pub mod console;
 pub mod handler;
 mod keys;
@@ -12,4 +13,5 @@ mod verify;
 mod webhooks;
 mod whoami;
 
-pub use handler::{Deps, handle};
+pub use call::Deps;
+pub use handler::handle;

@@ -12,7 +12,7 @@ use keyhub::domain::time::{self, Timestamp};
 use keyhub::domain::usage::{Tally, hour_of};
 use serde_json::{Value, json};
 
-use crate::handler::{Call, Reply};
+use crate::call::{Call, Reply};
 
 /// Entries of `usage` in a key object.
 pub const RECENT: i32 = 10;

@@ -11,7 +11,7 @@ use keyhub::http::guard::Denied;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::handler::{Call, Reply};
+use crate::call::{Call, Reply};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

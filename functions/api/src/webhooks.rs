@@ -13,7 +13,7 @@ use keyhub::domain::time;
 use keyhub::domain::webhook::{Endpoint, SigningSecret};
 use serde_json::{Value, json};
 
-use crate::handler::{Call, Reply};
+use crate::call::{Call, Reply};
 use crate::requests::{CreateWebhook, UpdateWebhook};
 
 const MAX_ENDPOINTS: usize = 20;

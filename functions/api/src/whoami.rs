@@ -3,7 +3,7 @@
 use keyhub::domain::time;
 use serde_json::json;
 
-use crate::handler::{Call, Reply};
+use crate::call::{Call, Reply};
 
 pub async fn get(call: &Call<'_>) -> Reply {
     let p = call.principal;
