@@ -178,6 +178,7 @@ async fn a_protected_request_costs_one_read_uncached_none_cached_and_one_write_p
     let app = spawn_app().await;
     // No window turns over during the test (the minute is the shortest).
     crate::helpers::clear_of_minute_boundary().await;
+    let started = chrono::Utc::now().timestamp();
     let key = app.key_with(&["example:read"]).await;
     // One write for the key's item (its three windows) and one for the
     // account's (the enterprise plan's minute), which making the key through
@@ -193,14 +194,17 @@ async fn a_protected_request_costs_one_read_uncached_none_cached_and_one_write_p
             reads,
             "request {round}: {calls:?}"
         );
-        assert_eq!(
-            calls.get("UpdateItem").copied().unwrap_or(0),
-            writes,
+        // Unless a loaded machine let the minute turn over since the key
+        // was made: that costs each subject one more write, once.
+        let most = writes + 2 * crate::helpers::minutes_since(started);
+        let updates = calls.get("UpdateItem").copied().unwrap_or(0);
+        assert!(
+            (writes..=most).contains(&updates),
             "request {round}: {calls:?}"
         );
         assert_eq!(
             calls.values().sum::<u64>(),
-            reads + writes,
+            reads + updates,
             "request {round}: {calls:?}"
         );
     }

@@ -7,7 +7,7 @@ use keyhub_tools::calls::CallCounter;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Resp, TestApp, clear_of_minute_boundary, spawn_app_with};
+use crate::helpers::{Resp, TestApp, clear_of_minute_boundary, minutes_since, spawn_app_with};
 
 /// Limits for these tests: free accounts 50/min, keys roomy unless a key
 /// says otherwise.
@@ -315,14 +315,21 @@ async fn a_protected_request_writes_once_for_its_key_and_once_for_its_account() 
         assert_eq!(app.get(path, &key).await.status, StatusCode::OK);
         clear_of_minute_boundary().await;
         app.calls.reset();
+        let started = chrono::Utc::now().timestamp();
         let n = 20;
         for _ in 0..n {
             let r = app.get(path, &key).await;
             assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
         }
+        // Two writes a request; on a loaded machine the minute may still
+        // turn over during the burst, which costs key and account one more.
+        let steady = 2 * n;
+        let most = steady + 2 * minutes_since(started);
         let calls = app.calls.snapshot();
-        assert_eq!(app.calls.get("UpdateItem"), 2 * n, "{path}: {calls:?}");
-        assert_eq!(app.calls.write_items(), 2 * n, "{path}: {calls:?}");
+        let updates = app.calls.get("UpdateItem");
+        assert!((steady..=most).contains(&updates), "{path}: {calls:?}");
+        let written = app.calls.write_items();
+        assert!((steady..=most).contains(&written), "{path}: {calls:?}");
     }
 }
 
