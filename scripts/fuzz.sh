@@ -6,6 +6,8 @@
 #   FUZZ_SECONDS  time budget (default 600)
 #   FUZZ_SEED     seed to replay a run (default: a fresh one, printed)
 #   FUZZ_PHASES   schemathesis phases (default examples,coverage,fuzzing,stateful)
+#   FUZZ_WORKERS  workers for fuzzing and stateful (default 2: on 2 cores, 4
+#                 gave 708 cases in 60 s against 1,116 with 2)
 #   CARGO         cargo to build with (default cargo; the Makefile passes its own)
 #
 # The stack runs in a network namespace of its own with only a loopback
@@ -98,7 +100,7 @@ inside() {
   if [ -n "$rest" ] && [ "$rc" -eq 0 ]; then
     budget=$(( seconds - (SECONDS - started) ))
     [ "$budget" -ge 10 ] || budget=10
-    schemathesis_run "$rest" 2 "$budget" "$work" "$port" || rc=$?
+    schemathesis_run "$rest" "${FUZZ_WORKERS:-2}" "$budget" "$work" "$port" || rc=$?
   fi
   local cases; cases=$(grep -Eo '[0-9]+ generated' "$out/schemathesis.log" | awk '{n += $1} END {print n + 0}')
   local replaced; replaced=$(wc -l <"$FUZZ_KEYS_LOG")
