@@ -194,19 +194,28 @@ pub async fn update(call: &Call<'_>) -> Reply {
 
 pub async fn delete(call: &Call<'_>) -> Reply {
     let id = KeyId::parse(call.param("id")).ok_or_else(not_found)?;
-    let doomed = owned_key(call).await?;
-    authority(call).may_act_on(&doomed)?;
-    let events = call.event(
-        &call.principal.account_id,
-        keyhub::domain::events::EventKind::ApiKeyDeleted,
-        view(call, &doomed),
-    );
-    call.deps
-        .store
-        .delete_key(&doomed, &events)
-        .await
-        .map_err(not_found_as_key)?;
-    call.publish(&events).await;
+    let rules = authority(call);
+    // The delete holds only if the key is as read (its scopes allowed it);
+    // after a concurrent change it is decided again on the key as it now
+    // is, as an update is. One retry, then 409.
+    let mut tries = 0;
+    loop {
+        let doomed = owned_key(call).await?;
+        rules.may_act_on(&doomed)?;
+        let events = call.event(
+            &call.principal.account_id,
+            keyhub::domain::events::EventKind::ApiKeyDeleted,
+            view(call, &doomed),
+        );
+        match call.deps.store.delete_key(&doomed, &events).await {
+            Ok(()) => {
+                call.publish(&events).await;
+                break;
+            }
+            Err(StoreError::Conflict(_)) if tries == 0 => tries += 1,
+            Err(e) => return Err(not_found_as_key(e)),
+        }
+    }
     call.deps.auth.forget(&id);
     tracing::info!(key_id = %id, "key deleted");
     Ok((200, json!({ "message": "API key deleted successfully" })))

@@ -267,3 +267,40 @@ async fn a_key_cannot_grant_scopes_it_does_not_hold() {
         .create_key_as(&writer, json!({"name": "y", "scopes": ["keys:read"]}))
         .await;
 }
+
+#[tokio::test]
+async fn a_delete_racing_updates_of_the_key_still_deletes_it() {
+    let app = spawn_app().await;
+    for round in 0..5 {
+        let (_, k) = app
+            .create_key(json!({ "name": format!("raced {round}") }))
+            .await;
+        let path = format!("/api/v1/api-keys/{}", k["id"].as_str().unwrap());
+        // Updates in flight while the delete reads and writes: its
+        // condition fails on a key changed meanwhile, and it is decided
+        // again on the key as it now is rather than refused.
+        let updates = (0..4).map(|i| {
+            app.patch(
+                &path,
+                &app.admin_key,
+                json!({ "description": format!("edit {i}") }),
+            )
+        });
+        let (deleted, _) = tokio::join!(
+            app.delete(&path, &app.admin_key),
+            futures::future::join_all(updates)
+        );
+        assert!(
+            [StatusCode::OK, StatusCode::CONFLICT].contains(&deleted.status),
+            "round {round}: {} {}",
+            deleted.status,
+            deleted.body
+        );
+        if deleted.status == StatusCode::OK {
+            assert_eq!(
+                app.get(&path, &app.admin_key).await.status,
+                StatusCode::NOT_FOUND
+            );
+        }
+    }
+}
