@@ -29,17 +29,7 @@ pub async fn bootstrap(
 ) -> Result<Bootstrapped, Error> {
     let now = time::now();
     let account = Account::new(account_name.to_string(), plan, now)?;
-    let settings = NewKey {
-        account_id: account.id.clone(),
-        plan,
-        name: key_name.to_string(),
-        description: Some("made by keyhub-admin bootstrap".to_string()),
-        scopes: Scopes::parse_all(["*"])?,
-        environment: Environment::Live,
-        expires_at: None,
-        rate_limits: Default::default(),
-        metadata: Default::default(),
-    };
+    let settings = every_scope(&account, key_name, "made by keyhub-admin bootstrap")?;
     let (key, record) = key::mint(pepper, prefix, settings, now)?;
     store.create_account(&account, &record, &[]).await?;
     Ok(Bootstrapped {
@@ -66,18 +56,24 @@ pub async fn add_key(
         .await?
         .ok_or_else(|| format!("no account {account_id}"))?;
     let now = time::now();
-    let settings = NewKey {
+    let settings = every_scope(&account, key_name, "made by keyhub-admin key")?;
+    let (key, record) = key::mint(pepper, prefix, settings, now)?;
+    store.put_key(&record, max_keys, &[]).await?;
+    Ok((key, record))
+}
+
+/// A live key of `account` with every scope (`*`), its own limits unset (the
+/// plan's apply), described as made by the admin CLI.
+fn every_scope(account: &Account, name: &str, description: &str) -> Result<NewKey, Error> {
+    Ok(NewKey {
         account_id: account.id.clone(),
         plan: account.plan,
-        name: key_name.to_string(),
-        description: Some("made by keyhub-admin key".to_string()),
+        name: name.to_string(),
+        description: Some(description.to_string()),
         scopes: Scopes::parse_all(["*"])?,
         environment: Environment::Live,
         expires_at: None,
         rate_limits: Default::default(),
         metadata: Default::default(),
-    };
-    let (key, record) = key::mint(pepper, prefix, settings, now)?;
-    store.put_key(&record, max_keys, &[]).await?;
-    Ok((key, record))
+    })
 }

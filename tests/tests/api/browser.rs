@@ -116,6 +116,16 @@ async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("no {css}: {e}"))
 }
 
+/// Clicks the element `css` once it is there.
+async fn click(c: &Client, css: &str) {
+    find(c, css).await.click().await.unwrap();
+}
+
+/// Types `text` into the field `css` once it is there.
+async fn type_into(c: &Client, css: &str, text: &str) {
+    find(c, css).await.send_keys(text).await.unwrap();
+}
+
 /// Waits until the page `section` has finished drawing.
 async fn ready(c: &Client, section: &str) {
     find(c, &format!("body[data-ready=\"{section}\"]")).await;
@@ -197,11 +207,7 @@ async fn sign_in(c: &Client, app: &TestApp, key: &str) {
     c.goto(&format!("{}/console", app.base)).await.unwrap();
     let input = find(c, "input[name=key]").await;
     input.send_keys(key).await.unwrap();
-    find(c, "form.signin button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(c, "form.signin button[type=submit]").await;
 }
 
 /// The usage and webhook workers, polling as Lambda's event source
@@ -249,11 +255,7 @@ async fn a_user_manages_keys_usage_and_webhooks_in_the_console() {
     let input = find(&c, "input[name=key]").await;
     input.clear().await.unwrap();
     input.send_keys(&app.admin_key).await.unwrap();
-    find(&c, "form.signin button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&c, "form.signin button[type=submit]").await;
     ready(&c, "overview").await;
     let stored = c
         .execute(
@@ -270,32 +272,16 @@ async fn a_user_manages_keys_usage_and_webhooks_in_the_console() {
 
     // Create a key, shown once, and copy it.
     go(&c, &app, "#/keys", "keys").await;
-    find(&c, "details.create-wrap > summary")
-        .await
-        .click()
-        .await
-        .unwrap();
-    find(&c, "form.create input[name=name]")
-        .await
-        .send_keys("console key")
-        .await
-        .unwrap();
+    click(&c, "details.create-wrap > summary").await;
+    type_into(&c, "form.create input[name=name]", "console key").await;
     for scope in ["keys:read", "usage:read"] {
-        find(&c, &format!("form.create input[value=\"{scope}\"]"))
-            .await
-            .click()
-            .await
-            .unwrap();
+        click(&c, &format!("form.create input[value=\"{scope}\"]")).await;
     }
-    find(&c, "form.create button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&c, "form.create button[type=submit]").await;
     let secret = find(&c, ".once input.secret").await;
     let plaintext = secret.prop("value").await.unwrap().unwrap_or_default();
     assert!(plaintext.starts_with("kh_live_"), "{plaintext}");
-    find(&c, ".once button.copy").await.click().await.unwrap();
+    click(&c, ".once button.copy").await;
     assert_eq!(
         announced(&c, &["Copied", "Could not copy"]).await,
         "Copied to the clipboard."
@@ -314,11 +300,7 @@ async fn a_user_manages_keys_usage_and_webhooks_in_the_console() {
     )
     .await;
     assert!(row.as_str().unwrap().contains("live"));
-    find(&c, "input[name=q]")
-        .await
-        .send_keys("console")
-        .await
-        .unwrap();
+    type_into(&c, "input[name=q]", "console").await;
     until(
         &c,
         "document.querySelectorAll('table.keys tbody tr').length",
@@ -366,19 +348,11 @@ async fn a_user_manages_keys_usage_and_webhooks_in_the_console() {
     screenshot(&c, "key", "figure.chart-box").await;
 
     // Rotate it: a new key shown once; the old one is marked rotated.
-    find(&c, "button[aria-label=\"Rotate console key\"]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&c, "button[aria-label=\"Rotate console key\"]").await;
     let grace = find(&c, "dialog input[name=grace_period_seconds]").await;
     grace.clear().await.unwrap();
     grace.send_keys("60").await.unwrap();
-    find(&c, "dialog button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&c, "dialog button[type=submit]").await;
     let rotated = find(&c, ".once input.secret").await;
     let new_key = rotated.prop("value").await.unwrap().unwrap_or_default();
     assert!(new_key.starts_with("kh_live_") && new_key != plaintext);
@@ -397,21 +371,9 @@ async fn a_user_manages_keys_usage_and_webhooks_in_the_console() {
     // delivers it.
     let (url, receiver) = start_receiver(vec![Reply::status(500)]).await;
     go(&c, &app, "#/webhooks", "webhooks").await;
-    find(&c, "details.create-wrap > summary")
-        .await
-        .click()
-        .await
-        .unwrap();
-    find(&c, "form.create input[name=url]")
-        .await
-        .send_keys(&url)
-        .await
-        .unwrap();
-    find(&c, "form.create button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&c, "details.create-wrap > summary").await;
+    type_into(&c, "form.create input[name=url]", &url).await;
+    click(&c, "form.create button[type=submit]").await;
     let secret = find(&c, ".once input.secret").await;
     let whsec = secret.prop("value").await.unwrap().unwrap_or_default();
     assert!(whsec.starts_with("whsec_"), "{whsec}");
@@ -453,15 +415,11 @@ async fn a_user_manages_keys_usage_and_webhooks_in_the_console() {
         "the log after its reload",
     )
     .await;
-    find(&c, ".delivery summary").await.click().await.unwrap();
+    click(&c, ".delivery summary").await;
     let attempt = find(&c, ".delivery tbody tr").await.text().await.unwrap();
     assert!(attempt.contains("500"), "{attempt}");
     screenshot(&c, "webhooks", ".delivery").await;
-    find(&c, ".delivery button.small")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&c, ".delivery button.small").await;
     until(
         &c,
         &log_status("delivered"),
@@ -479,7 +437,7 @@ async fn a_user_manages_keys_usage_and_webhooks_in_the_console() {
     screenshot(&c, "overview", "h1").await;
 
     // Sign out: the key is forgotten.
-    find(&c, "#signout").await.click().await.unwrap();
+    click(&c, "#signout").await;
     find(&c, "form.signin").await;
     let stored = c
         .execute("return sessionStorage.length;", vec![])
