@@ -1,5 +1,6 @@
-//! Usage reads: a key's recent requests, its series by hour or day, and the
-//! account dashboard, all from the usage function's aggregates.
+//! Usage reads: a key's recent requests, its series by hour or day, the
+//! account's series and the account dashboard, all from the usage function's
+//! aggregates.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -244,6 +245,65 @@ pub async fn series(call: &Call<'_>) -> Reply {
             "to": time::format(&r.end()),
             "truncated": r.truncated,
             "totals": tally_view(&totals),
+            "series": series,
+        }),
+    ))
+}
+
+/// `GET /api/v1/dashboard/usage`: the account's calls by hour or day and
+/// status class, over all its keys, from the usage function's per-account
+/// per-hour sums (one Query, however many keys the account has). Takes the
+/// same `granularity`, `from` and `to` as a key's series.
+pub async fn account_series(call: &Call<'_>) -> Reply {
+    let r = range(&keyhub::http::request::query(call.req)?, call.now)?;
+    let g = r.granularity;
+    let account = &call.principal.account_id;
+    let mut periods: BTreeMap<Timestamp, Tally> =
+        r.periods().map(|t| (t, Tally::default())).collect();
+    let rows = if periods.is_empty() {
+        Vec::new()
+    } else {
+        let last_hour = r.end() - Duration::hours(1);
+        call.deps
+            .store
+            .account_usage_hours(account, &hour_of(&r.from), &hour_of(&last_hour))
+            .await?
+    };
+    let mut totals = Tally::default();
+    for (hour, tally) in &rows {
+        let Some(start) = hour_start(hour).map(|h| floor(h, g)) else {
+            continue;
+        };
+        if let Some(sum) = periods.get_mut(&start) {
+            merge(sum, tally);
+            merge(&mut totals, tally);
+        }
+    }
+    // No latency maximum: the account's hours keep none.
+    let view = |t: &Tally| {
+        let mut v = tally_view(t);
+        if let Some(o) = v.as_object_mut() {
+            o.remove("max_response_time");
+        }
+        v
+    };
+    let series: Vec<Value> = periods
+        .iter()
+        .map(|(start, sum)| {
+            let mut v = view(sum);
+            v["start"] = Value::from(time::format(start));
+            v
+        })
+        .collect();
+    Ok((
+        200,
+        json!({
+            "account_id": account,
+            "granularity": match g { Granularity::Hour => "hour", Granularity::Day => "day" },
+            "from": time::format(&r.from),
+            "to": time::format(&r.end()),
+            "truncated": r.truncated,
+            "totals": view(&totals),
             "series": series,
         }),
     ))

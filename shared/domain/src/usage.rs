@@ -100,6 +100,9 @@ pub struct Sums {
     pub keys: BTreeMap<String, Tally>,
     /// account id → sums
     pub accounts: BTreeMap<String, Tally>,
+    /// (account id, hour) → sums, for the account's series (which the
+    /// per-key aggregates could only give by reading every key)
+    pub account_hours: BTreeMap<(String, String), Tally>,
 }
 
 pub fn sum(records: &[UsageRecord]) -> Sums {
@@ -111,6 +114,10 @@ pub fn sum(records: &[UsageRecord]) -> Sums {
             .add(r);
         s.keys.entry(r.key_id.clone()).or_default().add(r);
         s.accounts.entry(r.account_id.clone()).or_default().add(r);
+        s.account_hours
+            .entry((r.account_id.clone(), hour_of(&r.time)))
+            .or_default()
+            .add(r);
     }
     s
 }
@@ -160,6 +167,12 @@ mod tests {
         assert_eq!(s.keys[K1].last, time::parse("2026-01-01T11:00:00Z"));
         assert_eq!(s.accounts["acct_1"].requests, 4);
         assert_eq!(s.accounts["acct_1"].s5xx, 1);
+        let hour = |h: &str| s.account_hours[&("acct_1".to_string(), h.to_string())];
+        assert_eq!(hour("2026-01-01T10").requests, 3);
+        assert_eq!(
+            (hour("2026-01-01T11").requests, hour("2026-01-01T11").s5xx),
+            (1, 1)
+        );
     }
 
     #[test]

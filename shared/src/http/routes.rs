@@ -52,6 +52,7 @@ pub const ROUTES: &[Route] = &[
         Some("usage:read"),
     ),
     route(Method::GET, "/api/v1/dashboard/stats", Some("usage:read")),
+    route(Method::GET, "/api/v1/dashboard/usage", Some("usage:read")),
     route(Method::POST, "/api/v1/webhooks", Some("webhooks:write")),
     route(Method::GET, "/api/v1/webhooks", Some("webhooks:read")),
     route(Method::GET, "/api/v1/webhooks/{id}", Some("webhooks:read")),

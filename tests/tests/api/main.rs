@@ -18,6 +18,7 @@ mod resilience;
 mod rotation;
 mod sam;
 mod smoke;
+mod standing;
 mod template;
 mod usage;
 mod validation;

@@ -1,11 +1,12 @@
 //! Usage: the recent-requests list (one item per record, with a TTL, which
 //! doubles as the record's "already counted" marker), per-key per-endpoint
 //! per-hour sums, per-key `usage_count` and `last_used` on the key item, and
-//! per-account totals.
+//! per-account totals and per-account per-hour sums.
 //!
 //! Records are sorted by key, hour and endpoint and packed into transactions
 //! of up to 100 items: each record's marker, put only if absent, and the sums
-//! of the pack, one item per distinct (key, hour, endpoint), key and account.
+//! of the pack, one item per distinct (key, hour, endpoint), key, account and
+//! (account, hour).
 //! So a record delivered twice is counted once, a crash never leaves half a
 //! pack, and a batch costs about one write per record plus one per distinct
 //! aggregate.
@@ -164,6 +165,7 @@ enum Item {
     /// An endpoint-hour sum; `true` if it also sets the latency maximum.
     Endpoint(EndpointKey, bool),
     Account,
+    AccountHour,
 }
 
 /// What a failed condition taught: which parts to leave out next time.
@@ -298,6 +300,32 @@ impl Store {
                     .build(),
             );
             kinds.push(Item::Account);
+        }
+        // The account's hours: plain sums (no latency maximum, so no
+        // condition), in the same transaction as the markers, so they count
+        // each record exactly once as the key's sums do.
+        for ((account, hour), t) in &sums.account_hours {
+            let expires = hour_start(hour).map_or(0, |h| h.timestamp())
+                + aggregate_retention.as_secs() as i64;
+            let (add, values) = add_tally(t);
+            let mut b = Update::builder()
+                .table_name(&self.tables.usage)
+                .key("pk", s(format!("a#{account}")))
+                .key("sk", s(format!("h#{hour}")))
+                .update_expression(format!(
+                    "{add} SET hour_start = :hour, expires_at = :expires"
+                ))
+                .expression_attribute_values(":hour", s(hour.as_str()))
+                .expression_attribute_values(":expires", n(expires));
+            for (k, v) in values {
+                b = b.expression_attribute_values(k, v);
+            }
+            items.push(
+                TransactWriteItem::builder()
+                    .update(b.build().map_err(build_err)?)
+                    .build(),
+            );
+            kinds.push(Item::AccountHour);
         }
         Ok((items, kinds))
     }
@@ -554,6 +582,41 @@ impl Store {
         Ok(out)
     }
 
+    /// An account's per-hour sums for the hours `from..=to` (`2026-11-23T18`),
+    /// as (hour, sums).
+    #[tracing::instrument(skip(self))]
+    pub async fn account_usage_hours(
+        &self,
+        account_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, Tally)>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.tables.usage)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(format!("a#{account_id}")))
+                .expression_attribute_values(":from", s(format!("h#{from}")))
+                .expression_attribute_values(":to", s(format!("h#{to}")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            for i in page.items.unwrap_or_default() {
+                out.push((text(&i, "hour_start"), tally_of(&i)));
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// An account's all-time sums.
     #[tracing::instrument(skip(self))]
     pub async fn account_usage(&self, account_id: &str) -> Result<Tally, StoreError> {
@@ -572,26 +635,32 @@ impl Store {
 
 /// Splits sorted records into packs whose transactions stay within
 /// `MAX_ITEMS`: each record adds its marker, and one item for each aggregate
-/// (key-hour-endpoint, key, account) the pack does not have yet.
+/// (key-hour-endpoint, key, account, account-hour) the pack does not have yet.
 fn packs(sorted: Vec<(usize, &UsageRecord)>) -> Vec<Vec<(usize, &UsageRecord)>> {
     let mut out = Vec::new();
     let mut pack: Vec<(usize, &UsageRecord)> = Vec::new();
     let (mut endpoints, mut keys, mut accounts) = (HashSet::new(), HashSet::new(), HashSet::new());
+    let mut account_hours = HashSet::new();
     for (i, r) in sorted {
         let e = (r.key_id.clone(), usage::hour_of(&r.time), r.endpoint());
+        let ah = (r.account_id.clone(), usage::hour_of(&r.time));
         let added = 1
             + usize::from(!endpoints.contains(&e))
             + usize::from(!keys.contains(&r.key_id))
-            + usize::from(!accounts.contains(&r.account_id));
-        if pack.len() + endpoints.len() + keys.len() + accounts.len() + added > MAX_ITEMS {
+            + usize::from(!accounts.contains(&r.account_id))
+            + usize::from(!account_hours.contains(&ah));
+        let held = pack.len() + endpoints.len() + keys.len() + accounts.len() + account_hours.len();
+        if held + added > MAX_ITEMS {
             out.push(std::mem::take(&mut pack));
             endpoints.clear();
             keys.clear();
             accounts.clear();
+            account_hours.clear();
         }
         endpoints.insert(e);
         keys.insert(r.key_id.clone());
         accounts.insert(r.account_id.clone());
+        account_hours.insert(ah);
         pack.push((i, r));
     }
     if !pack.is_empty() {
