@@ -25,6 +25,8 @@ pub struct Deps {
     pub store: Store,
     pub auth: Authenticator,
     pub guard: Guard,
+    /// The guard's counters, read (never taken) for a key's standing.
+    pub limiter: keyhub::aws::ratelimit::Limiter,
     pub config: Arc<Config>,
     /// The webhook queue; `None` when this deployment sends no webhooks.
     pub events: Option<EventBus>,
@@ -58,7 +60,7 @@ impl Deps {
             .clone()
             .map(|url| EventBus::new(store.clone(), sqs, url));
         let guard = Guard::new(
-            limiter,
+            limiter.clone(),
             config.rate_limits.clone(),
             config.rate_limit_fail_open,
         )
@@ -68,6 +70,7 @@ impl Deps {
             store,
             auth,
             guard,
+            limiter,
             config: Arc::new(config),
             events,
             secrets,

@@ -126,7 +126,49 @@ pub async fn get(call: &Call<'_>) -> Reply {
         .await?;
     let mut body = view(call, &record);
     body["usage"] = recent.iter().map(crate::usage::recent_view).collect();
+    body["rate_limit_status"] = rate_limit_status(call, &record).await;
     Ok((200, body))
+}
+
+/// Where the key and its account stand in each limited window, read from
+/// the limiter's items without taking a unit: `{"key": {"minute": {limit,
+/// remaining, reset}, ...}, "account": {...}}`, unlimited windows left out.
+/// The account's standing includes the request that reads it when that
+/// request's key is of the same account (it is, always): the guard took its
+/// unit before this reads. `null` when the counters cannot be read: the key
+/// itself is still worth answering with.
+async fn rate_limit_status(call: &Call<'_>, record: &KeyRecord) -> Value {
+    use keyhub::aws::ratelimit::checks_for;
+    let p = keyhub::http::auth::Principal::from_record(record, call.deps.guard.policy());
+    let checks = checks_for(&p.key_id, &p.key_limits, &p.account_id, &p.account_limits);
+    let states = match call.deps.limiter.standing(&checks, call.now).await {
+        Ok(states) => states,
+        Err(e) => {
+            tracing::warn!(error = %e, "rate-limit standing unavailable");
+            return Value::Null;
+        }
+    };
+    let mut out = json!({"key": {}, "account": {}});
+    for (subject, s) in states {
+        let side = if subject.starts_with("k#") {
+            "key"
+        } else {
+            "account"
+        };
+        out[side][s.window.as_str()] =
+            json!({"limit": s.limit, "remaining": s.remaining, "reset": s.reset});
+    }
+    out
+}
+
+/// Whether a change touches what the authorizer answers about a key (its
+/// state, its scopes, the limits in its context), so that API Gateway's
+/// cached answer must go; a new name, description or metadata does not.
+fn changes_the_check(before: &KeyRecord, after: &KeyRecord) -> bool {
+    before.is_active != after.is_active
+        || before.scopes != after.scopes
+        || before.rate_limits != after.rate_limits
+        || before.expires_at != after.expires_at
 }
 
 pub async fn update(call: &Call<'_>) -> Reply {

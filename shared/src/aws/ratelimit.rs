@@ -431,6 +431,37 @@ impl Limiter {
         }
     }
 
+    /// Where every counter of `checks` stands now, without taking or
+    /// writing anything: one consistent GetItem per subject. A window with
+    /// no stored count, or whose stored window has ended, is whole.
+    #[tracing::instrument(skip_all, fields(counters = checks.len()))]
+    pub async fn standing(
+        &self,
+        checks: &[Check],
+        now: Timestamp,
+    ) -> Result<Vec<(String, WindowState)>, StoreError> {
+        let subjects = by_subject(checks);
+        let items = futures::future::try_join_all(subjects.iter().map(|(subject, _)| async {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(subject.to_string()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map(|o| o.item.unwrap_or_default())
+                .map_err(classify)
+        }))
+        .await?;
+        let mut out = Vec::with_capacity(checks.len());
+        for ((subject, limits), item) in subjects.iter().zip(items) {
+            for &(window, limit) in limits {
+                out.push((subject.to_string(), standing_of(&item, window, limit, now)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Takes one unit from every counter, or none: see the module docs.
     /// `checks` may name several subjects; each costs one write (two when
     /// one of its windows has just turned over).
@@ -547,6 +578,23 @@ fn refused_state(window: Window, limit: u64, start: i64) -> WindowState {
         window,
         limit,
         remaining: 0,
+        reset: start + window.seconds(),
+    }
+}
+
+/// How `window` stands in a subject's item as read: a window that has ended
+/// (or was never counted) is whole until the current one ends.
+fn standing_of(item: &Item, window: Window, limit: u64, now: Timestamp) -> WindowState {
+    let current = window_start(window, now);
+    // A start ahead of ours is another environment's clock: its window counts.
+    let (start, used) = match stored(item, window) {
+        Some(s) if s.start >= current => (s.start, s.count),
+        _ => (current, 0),
+    };
+    WindowState {
+        window,
+        limit,
+        remaining: limit.saturating_sub(used),
         reset: start + window.seconds(),
     }
 }
@@ -668,6 +716,29 @@ mod tests {
             state: refused_state(Window::Minute, 3, 120),
         };
         assert_eq!(refusal.window_id(), "a#acct_1#m#120");
+    }
+
+    #[test]
+    fn a_standing_counts_only_the_current_window() {
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        let t = time::parse("2026-03-04T05:06:07Z").unwrap();
+        let minute = window_start(Window::Minute, t);
+        let hour = window_start(Window::Hour, t);
+        let item: Item = [
+            ("m_start".to_string(), n(minute)),
+            ("m_count".to_string(), n(7)),
+            ("h_start".to_string(), n(hour - 3600)),
+            ("h_count".to_string(), n(99)),
+        ]
+        .into();
+        let m = standing_of(&item, Window::Minute, 10, t);
+        assert_eq!((m.remaining, m.reset), (3, minute + 60));
+        // Last hour's count is spent; this hour is whole.
+        let h = standing_of(&item, Window::Hour, 100, t);
+        assert_eq!((h.remaining, h.reset), (100, hour + 3600));
+        // Never counted, or over a lowered limit: whole, or none left.
+        assert_eq!(standing_of(&item, Window::Day, 5, t).remaining, 5);
+        assert_eq!(standing_of(&item, Window::Minute, 4, t).remaining, 0);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use keyhub::domain::limits::{Limits, Plan};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, spawn_app, unique};
+use crate::helpers::{TestApp, clear_of_minute_boundary, spawn_app, unique};
 
 /// (2xx, 4xx, requests) of a tally.
 fn classes(t: &Value) -> (u64, u64, u64) {
@@ -141,4 +141,68 @@ async fn a_redelivered_record_counts_once_in_the_account_series() {
     }
     let r = app.get("/api/v1/dashboard/usage", &key).await;
     assert_eq!(classes(&r.body["totals"]), (3, 0, 3), "{}", r.body);
+}
+
+/// The key's and the account's windows as `rate_limit_status` gives them:
+/// (limit, remaining, reset) per window.
+fn standing(body: &Value, side: &str, window: &str) -> (u64, u64, i64) {
+    let w = &body["rate_limit_status"][side][window];
+    (
+        w["limit"].as_u64().unwrap_or(u64::MAX),
+        w["remaining"].as_u64().unwrap_or(u64::MAX),
+        w["reset"].as_i64().unwrap_or(i64::MAX),
+    )
+}
+
+#[tokio::test]
+async fn a_keys_standing_shows_what_it_has_spent_and_reading_it_spends_nothing() {
+    let app = spawn_app().await;
+    let account = unique("acct_standing");
+    let limits = Limits::new(50, 500, 5000);
+    let (target, id) = app
+        .direct_key(&account, Plan::Pro, &["keys:read"], limits)
+        .await;
+    let (reader, _) = key_in(&app, &account, &["keys:read"]).await;
+    clear_of_minute_boundary().await;
+    let n = 7;
+    for _ in 0..n {
+        assert_eq!(
+            app.get("/api/v1/whoami", &target).await.status,
+            StatusCode::OK
+        );
+    }
+    let path = format!("/api/v1/api-keys/{id}");
+    let first = app.get(&path, &reader).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let now = chrono::Utc::now().timestamp();
+    let (limit, remaining, reset) = standing(&first.body, "key", "minute");
+    assert_eq!((limit, remaining), (50, 50 - n));
+    assert!(
+        reset > now && reset <= now + 60 && reset % 60 == 0,
+        "{reset}"
+    );
+    assert_eq!(standing(&first.body, "key", "hour").1, 500 - n);
+    assert_eq!(standing(&first.body, "key", "day").1, 5000 - n);
+    // The account: the target's seven and the reader's one request.
+    let (account_limit, account_left, _) = standing(&first.body, "account", "minute");
+    assert_eq!(account_left, account_limit - n - 1, "{}", first.body);
+
+    // Read again: the key's standing is as it was; the account's has only
+    // the second read's own request more.
+    let second = app.get(&path, &reader).await;
+    for window in ["minute", "hour", "day"] {
+        assert_eq!(
+            standing(&second.body, "key", window),
+            standing(&first.body, "key", window),
+            "{window}"
+        );
+    }
+    assert_eq!(
+        standing(&second.body, "account", "minute").1,
+        account_left - 1
+    );
+    // And the key's own next request is counted from where it stood.
+    let r = app.get("/api/v1/whoami", &target).await;
+    let tightest: u64 = r.header("x-ratelimit-remaining").unwrap().parse().unwrap();
+    assert_eq!(tightest, 50 - n - 1);
 }
