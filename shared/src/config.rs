@@ -61,6 +61,12 @@ pub struct Config {
     pub rate_limit_fail_open: bool,
     /// Where the guard sends usage records; none are sent when unset.
     pub usage_queue_url: Option<String>,
+    /// The stage's access log counts every request an authorizer let
+    /// through (`KEYHUB_USAGE_FROM_ACCESS_LOG`, on in template.yaml): the
+    /// guard then sends no record of its own for such a request, only for
+    /// those whose key it checked itself. Off by default, for a function
+    /// that is not behind API Gateway's access-log pipeline.
+    pub usage_from_access_log: bool,
     /// How long a key's recent-requests list keeps an entry. The entry is
     /// also the record's "already counted" marker, so it must outlive every
     /// redelivery: at least `usage_queue_retention + usage_redrive_window`.
@@ -245,6 +251,15 @@ impl Config {
                 )));
             }
         };
+        let usage_from_access_log = match get("KEYHUB_USAGE_FROM_ACCESS_LOG").as_deref() {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(v) => {
+                return Err(ConfigError(format!(
+                    "KEYHUB_USAGE_FROM_ACCESS_LOG must be true or false, not {v}"
+                )));
+            }
+        };
         let days = |name: &str, default: f64| -> Result<Duration, ConfigError> {
             Ok(Duration::from_secs_f64(number(name, default)? * 86_400.0))
         };
@@ -273,6 +288,7 @@ impl Config {
             key_cache,
             rate_limit_fail_open,
             usage_queue_url: get("USAGE_QUEUE_URL").filter(|v| !v.is_empty()),
+            usage_from_access_log,
             usage_retention,
             usage_queue_retention,
             usage_redrive_window,

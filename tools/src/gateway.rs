@@ -26,6 +26,7 @@ use keyhub_authorizer::routes::{RouteScopes, iam_matches};
 use serde_json::Value;
 
 use crate::Error;
+use crate::access_log::{AccessLog, Answered, ResponseType, SeenSlot, note};
 use crate::emulator::{Environment, Launch};
 use crate::local::LocalStack;
 use crate::template::{ApiRoute, EnvValue, GatewayResponseSpec, Template};
@@ -45,7 +46,12 @@ pub struct Gateway {
     /// Functions in other languages, each run as a real process under the
     /// Runtime API emulator, by logical id.
     processes: HashMap<String, ProcessFunction>,
+    /// The stage's access log, delivered to the usage function.
+    access_log: Arc<AccessLog>,
 }
+
+/// Access-log lines per delivered batch (CloudWatch Logs batches too).
+const ACCESS_LOG_BATCH: usize = 100;
 
 /// Functions the gateway runs as processes, the way Lambda runs a managed
 /// runtime: (logical id in template.yaml, its CodeUri, its Handler). A
@@ -211,7 +217,14 @@ impl Gateway {
                     ))
                 })
                 .collect::<Result<_, Error>>()?,
+            access_log: Arc::new(AccessLog::new(stack.usage_deps(), ACCESS_LOG_BATCH)),
         })
+    }
+
+    /// The stage's access log: `flush` it to have the usage function count
+    /// every request answered so far; `run` it to deliver on a timer.
+    pub fn access_log(&self) -> Arc<AccessLog> {
+        self.access_log.clone()
     }
 
     /// The same gateway with another authorizer set-up, as a deployment with
@@ -296,6 +309,8 @@ impl Gateway {
         let mut resp = http::Response::new(axum::body::Body::from(body));
         *resp.status_mut() =
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        resp.extensions_mut()
+            .insert(ResponseType(response_type.to_string()));
         let headers = resp.headers_mut();
         headers.insert(
             http::header::CONTENT_TYPE,
@@ -715,6 +730,8 @@ async fn handle(
     let request_id = new_request_id();
     let none = HashMap::new();
     let (parts, body) = req.into_parts();
+    let seen = parts.extensions.get::<SeenSlot>().cloned();
+    note(seen.as_ref(), |s| s.request_id = Some(request_id.clone()));
     let Ok(body) = axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await else {
         return gw.gateway_response(
             "REQUEST_TOO_LARGE",
@@ -735,6 +752,9 @@ async fn handle(
             &none,
         );
     };
+    note(seen.as_ref(), |s| {
+        s.resource_path = Some(route.path.clone())
+    });
     let source_ip = peer.ip().to_string();
     let authorizer_context = match &route.authorizer {
         None => HashMap::new(),
@@ -749,7 +769,11 @@ async fn handle(
                 &request_id,
                 &source_ip,
             );
-            match gw.authorize(event).await {
+            let verdict = gw.authorize(event).await;
+            if let Verdict::Allow(ctx) | Verdict::Deny(ctx) = &verdict {
+                note(seen.as_ref(), |s| s.authorizer = ctx.clone());
+            }
+            match verdict {
                 Verdict::Allow(ctx) => ctx,
                 Verdict::Deny(ctx) => {
                     return gw.gateway_response(
@@ -840,8 +864,40 @@ async fn handle(
     to_http(resp).into_response()
 }
 
+/// Writes the access-log line of every request the gateway answers (the
+/// control plane's calls aside: they are not the stage's).
+async fn logged(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: axum::extract::Request,
+) -> axum::response::Response {
+    let started = Instant::now();
+    let request_time_ms = chrono::Utc::now().timestamp_millis();
+    let slot = SeenSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let method = req.method().to_string();
+    let resp = handle(State(gw.clone()), ConnectInfo(peer), req).await;
+    let seen = slot.lock().map(|s| s.clone()).unwrap_or_default();
+    if seen.request_id.is_some() {
+        let response_type = resp
+            .extensions()
+            .get::<ResponseType>()
+            .map(|t| t.0.as_str());
+        gw.access_log.write(crate::access_log::line(&Answered {
+            seen: &seen,
+            method: &method,
+            source_ip: &peer.ip().to_string(),
+            status: resp.status().as_u16(),
+            response_type,
+            latency: started.elapsed(),
+            request_time_ms,
+        }));
+    }
+    resp
+}
+
 pub fn router(gw: Arc<Gateway>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(gw)
+    axum::Router::new().fallback(logged).with_state(gw)
 }
 
 /// Serves until `shutdown` completes.

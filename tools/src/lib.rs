@@ -1,6 +1,7 @@
 //! Local tooling, never deployed: the template reader, the local stack's
 //! set-up, the admin CLI's bootstrap and the local gateway.
 
+pub mod access_log;
 pub mod bootstrap;
 pub mod calls;
 pub mod emulator;

@@ -181,6 +181,7 @@ impl LocalStack {
                 self.config.rate_limit_fail_open,
             )
             .with_usage(usage)
+            .with_usage_from_access_log(self.config.usage_from_access_log)
             .with_events(self.event_bus().map(|bus| (self.store.clone(), bus))),
         }
     }

@@ -34,6 +34,7 @@ async fn main() -> Result<(), Error> {
             config.rate_limit_fail_open,
         )
         .with_usage(usage)
+        .with_usage_from_access_log(config.usage_from_access_log)
         .with_events(events),
     };
     let deps = &deps;

@@ -1,15 +1,28 @@
-//! The usage function: aggregates a batch of usage records from SQS into
-//! DynamoDB. A record that cannot be parsed is logged and dropped (retrying
-//! cannot fix it); a record whose write failed (its pack stayed contended,
+//! The usage function: aggregates usage records into DynamoDB, from two
+//! sources, each counted once per request id:
+//!
+//! - API Gateway's access log, delivered by a CloudWatch Logs subscription
+//!   (`handle_logs`): every request through the gateway whose authorizer
+//!   named a key, in whatever language its backend is written;
+//! - the usage queue (`handle`): records the guard sends itself, for
+//!   requests whose key the function checked (the management API, verify).
+//!
+//! A record or line that cannot be parsed is logged and dropped (retrying
+//! cannot fix it). A record whose write failed (its pack stayed contended,
 //! DynamoDB was out, or DynamoDB refuses the record itself) is reported in
-//! `batchItemFailures`, so only it comes back, and is counted once when it
-//! does.
+//! `batchItemFailures`, so only it comes back; a log batch with a failed
+//! write fails the invocation, so that Lambda delivers the batch again, and
+//! its records already written are duplicates then.
+
+pub mod logs;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use serde_json::Value;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use keyhub::aws::store::{Maxima, Store};
+use keyhub::domain::access_log::AccessLine;
 use keyhub::domain::usage::UsageRecord;
 
 pub struct Deps {
@@ -73,4 +86,95 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
         })
         .collect();
     response
+}
+
+/// What became of a batch of access-log lines.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LogsOutcome {
+    pub lines: usize,
+    /// Lines that are a key's usage, written now.
+    pub applied: usize,
+    /// Lines already counted (a batch delivered again).
+    pub duplicates: usize,
+    /// Lines that are no key's usage (no key id, refused by the authorizer).
+    pub skipped: usize,
+    /// Lines that did not parse, logged and dropped.
+    pub malformed: usize,
+}
+
+/// A batch whose records could not all be written: Lambda retries the
+/// invocation, and the written ones count as duplicates then.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {records} usage records from the access log not written")]
+pub struct LogsError {
+    pub failed: usize,
+    pub records: usize,
+}
+
+/// Aggregates a CloudWatch Logs batch of API Gateway access-log lines
+/// (`keyhub::domain::access_log::FORMAT`). A control message has no lines.
+#[tracing::instrument(skip_all, fields(events = data.log_events.len()))]
+pub async fn handle_logs(
+    deps: &Deps,
+    data: &aws_lambda_events::cloudwatch_logs::LogData,
+) -> Result<LogsOutcome, LogsError> {
+    let mut outcome = LogsOutcome::default();
+    if data.message_type != logs::DATA_MESSAGE {
+        tracing::info!(message_type = %data.message_type, "not a data message");
+        return Ok(outcome);
+    }
+    let mut records = Vec::with_capacity(data.log_events.len());
+    for entry in &data.log_events {
+        outcome.lines += 1;
+        match AccessLine::parse(&entry.message).and_then(|l| l.usage()) {
+            Ok(Some(r)) => records.push(r),
+            Ok(None) => outcome.skipped += 1,
+            Err(reason) => {
+                outcome.malformed += 1;
+                tracing::warn!(metric = "access_log_lines_malformed", log_event = %entry.id, %reason, "skipping an access-log line")
+            }
+        }
+    }
+    let applied = deps
+        .store
+        .apply_usage(
+            &records,
+            deps.retention,
+            deps.aggregate_retention,
+            &deps.maxima,
+        )
+        .await;
+    outcome.applied = applied.applied;
+    outcome.duplicates = applied.duplicates;
+    tracing::info!(
+        lines = outcome.lines,
+        applied = outcome.applied,
+        duplicates = outcome.duplicates,
+        skipped = outcome.skipped,
+        malformed = outcome.malformed,
+        failed = applied.failed.len(),
+        "access-log batch"
+    );
+    if applied.failed.is_empty() {
+        Ok(outcome)
+    } else {
+        Err(LogsError {
+            failed: applied.failed.len(),
+            records: records.len(),
+        })
+    }
+}
+
+/// The function's one entry point, for both of its event sources: a
+/// CloudWatch Logs subscription event, answered with nothing (or an error
+/// for Lambda to retry), or an SQS batch, answered with its failures.
+pub async fn handle_event(deps: &Deps, event: Value) -> Result<Value, String> {
+    if logs::is_logs_event(&event) {
+        let data = logs::decode(&event)?;
+        handle_logs(deps, &data).await.map_err(|e| e.to_string())?;
+        return Ok(Value::Null);
+    }
+    let event: SqsEvent =
+        serde_json::from_value(event).map_err(|e| format!("neither logs nor SQS: {e}"))?;
+    serde_json::to_value(handle(deps, event).await).map_err(|e| e.to_string())
 }

@@ -1,9 +1,9 @@
-//! Lambda entry point of the usage aggregator.
+//! Lambda entry point of the usage aggregator: CloudWatch Logs
+//! subscription events (API Gateway's access log) and SQS batches.
 
-use aws_lambda_events::sqs::SqsEvent;
 use keyhub::aws::store::Store;
 use keyhub::config::Config;
-use keyhub_usage::{Deps, handle};
+use keyhub_usage::{Deps, handle_event};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -17,8 +17,10 @@ async fn main() -> Result<(), Error> {
         config.usage_aggregate_retention,
     );
     let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(handle(deps, event.payload).await)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            handle_event(deps, event.payload).await.map_err(Error::from)
+        },
+    ))
     .await
 }

@@ -5,6 +5,7 @@
 //! such dependency to import. `keyhub` (the storage and HTTP layers) builds
 //! on it and re-exports it as `keyhub::domain`.
 
+pub mod access_log;
 pub mod account;
 pub mod apikey;
 pub mod base62;

@@ -32,6 +32,13 @@ impl UsageRecord {
     /// from the guard.
     pub fn parse(body: &str) -> Result<Self, String> {
         let r: UsageRecord = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        r.checked()
+    }
+
+    /// The record, if every field is in the range the guard's records
+    /// keep (a record from an access-log line is held to the same).
+    pub fn checked(self) -> Result<Self, String> {
+        let r = self;
         let ok = KeyId::parse(&r.key_id).is_some()
             && (1..=100).contains(&r.request_id.len())
             && (1..=100).contains(&r.account_id.len())

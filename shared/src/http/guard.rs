@@ -32,6 +32,8 @@ pub struct Guard {
     policy: RateLimitPolicy,
     fail_open: bool,
     usage: Option<UsageSink>,
+    /// Requests an authorizer let through are counted from the access log.
+    usage_from_access_log: bool,
     /// Where `rate_limit.exceeded` events go, if anywhere.
     events: Option<(Store, EventBus)>,
 }
@@ -132,6 +134,7 @@ impl Guard {
             policy,
             fail_open,
             usage: None,
+            usage_from_access_log: false,
             events: None,
         }
     }
@@ -185,9 +188,20 @@ impl Guard {
         self
     }
 
+    /// With `on` (`Config::usage_from_access_log`), a request whose key an
+    /// authorizer checked sends no record: API Gateway's access-log line
+    /// carries the authorizer's key id and is counted instead, so nothing
+    /// is sent on its request path. A request whose key the guard checked
+    /// itself still sends one (its access-log line names no key).
+    pub fn with_usage_from_access_log(mut self, on: bool) -> Self {
+        self.usage_from_access_log = on;
+        self
+    }
+
     /// Finishes a response: the `X-RateLimit-*` headers, and a usage record
     /// for a request that passed the key check (answered or rate limited):
-    /// one SQS call, whose failure is logged, never returned.
+    /// one SQS call, whose failure is logged, never returned; none for a
+    /// request the access log counts (`with_usage_from_access_log`).
     pub async fn finish(
         &self,
         resp: &mut Response<Body>,
@@ -199,6 +213,9 @@ impl Guard {
         let (Some(sink), Some(p)) = (&self.usage, principal) else {
             return;
         };
+        if self.usage_from_access_log && authorizer_named_a_key(served.req) {
+            return;
+        }
         let record = UsageRecord {
             request_id: served.request_id.to_string(),
             key_id: p.key_id.clone(),
@@ -306,6 +323,20 @@ impl Guard {
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Whether API Gateway's authorizer put a key id in this request's context:
+/// then the stage's access-log line of the request carries it.
+fn authorizer_named_a_key(req: &Request) -> bool {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx
+            .authorizer
+            .fields
+            .get("key_id")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|k| !k.is_empty()),
+        _ => false,
     }
 }
 

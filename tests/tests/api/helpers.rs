@@ -22,6 +22,9 @@ pub struct TestApp {
     pub account_id: String,
     /// Every DynamoDB call the stack's functions make, by operation.
     pub calls: CallCounter,
+    /// The gateway's access log, delivered to the usage function only when
+    /// a test flushes it (`drain_usage`).
+    pub access_log: Arc<keyhub_tools::access_log::AccessLog>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -134,6 +137,7 @@ pub async fn spawn_app_configured(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let access_log = gateway.access_log();
     tokio::spawn(serve(listener, gateway, async {
         let _ = rx.await;
     }));
@@ -144,6 +148,7 @@ pub async fn spawn_app_configured(
         admin_key_id: admin.record.id,
         account_id: admin.account.id,
         calls,
+        access_log,
         stack,
         _shutdown: tx,
     }
@@ -181,14 +186,18 @@ impl TestApp {
         (key.expose().to_string(), record.id)
     }
 
-    /// Runs the usage function over everything queued, as Lambda would.
+    /// Runs the usage function over everything the gateway has logged and
+    /// everything queued, as Lambda would: the access-log lines and queued
+    /// records it went through.
     pub async fn drain_usage(&self) -> usize {
+        let logged = self.access_log.flush().await;
         let deps = self.stack.usage_deps();
         let source = self.stack.usage_source().await.expect("usage queue");
-        source
-            .drain(|event| keyhub_usage::handle(&deps, event))
-            .await
-            .expect("drain the usage queue")
+        logged
+            + source
+                .drain(|event| keyhub_usage::handle(&deps, event))
+                .await
+                .expect("drain the usage queue")
     }
 
     /// Sends a request with `key` as a Bearer token (if any) and a JSON body

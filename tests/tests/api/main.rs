@@ -1,6 +1,7 @@
 //! Integration tests: the management API through the local gateway, against
 //! DynamoDB Local and moto. Run with `make test`.
 
+mod access_log;
 mod accounts;
 mod auth;
 mod authorizer;

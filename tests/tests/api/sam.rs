@@ -640,3 +640,80 @@ fn workers_write_only_what_their_code_writes() {
         }
     }
 }
+
+#[test]
+fn every_stage_writes_the_access_log_the_usage_function_is_subscribed_to() {
+    use keyhub::domain::access_log::FORMAT;
+    for c in deployed() {
+        let example = c.param("DeployExample") == "true";
+        let stages: Vec<_> = c.of_type("AWS::ApiGateway::Stage").collect();
+        assert_eq!(stages.len(), if example { 2 } else { 1 }, "{}", c.label());
+        for (id, stage) in &stages {
+            let setting = &stage["Properties"]["AccessLogSetting"];
+            assert_eq!(setting["Format"].as_str(), Some(FORMAT), "{id}");
+            assert!(names(&setting["DestinationArn"], "ApiAccessLogs"), "{id}");
+        }
+        let group = c.resource("ApiAccessLogs");
+        assert_eq!(group["Type"], "AWS::Logs::LogGroup");
+        assert_eq!(
+            group["Properties"]["RetentionInDays"].as_str(),
+            Some(
+                c.parameters
+                    .get("LogRetentionDays")
+                    .map_or("30", String::as_str)
+            )
+        );
+        // One subscription, every line, to the usage function, which
+        // CloudWatch Logs may invoke for that group.
+        let filters: Vec<_> = c.of_type("AWS::Logs::SubscriptionFilter").collect();
+        assert_eq!(filters.len(), 1, "{}", c.label());
+        let filter = &filters[0].1["Properties"];
+        assert!(names(&filter["LogGroupName"], "ApiAccessLogs"));
+        assert!(names(&filter["DestinationArn"], "UsageFunction"));
+        assert_eq!(filter["FilterPattern"], "");
+        assert!(
+            c.of_type("AWS::Lambda::Permission").any(|(_, p)| {
+                let p = &p["Properties"];
+                p["Principal"] == "logs.amazonaws.com"
+                    && names(&p["FunctionName"], "UsageFunction")
+                    && names(&p["SourceArn"], "ApiAccessLogs")
+            }),
+            "{}: CloudWatch Logs may not invoke the usage function",
+            c.label()
+        );
+        // A batch that keeps failing ends in the usage dead-letter queue.
+        let (_, invoke) = c
+            .of_type("AWS::Lambda::EventInvokeConfig")
+            .find(|(_, r)| names(&r["Properties"]["FunctionName"], "UsageFunction"))
+            .expect("the usage function's asynchronous invocations are configured");
+        assert!(names(
+            &invoke["Properties"]["DestinationConfig"]["OnFailure"]["Destination"],
+            "UsageDeadLetterQueue"
+        ));
+        // API Gateway writes logs only with the account's CloudWatch role,
+        // set before any API of the stack is made.
+        let account = c.resource("ApiGatewayAccount");
+        assert_eq!(account["Type"], "AWS::ApiGateway::Account");
+        assert!(names(
+            &account["Properties"]["CloudWatchRoleArn"],
+            "ApiGatewayCloudWatchRole"
+        ));
+        for (id, api) in c.of_type("AWS::ApiGateway::RestApi") {
+            let on = &api["DependsOn"];
+            assert!(
+                on == "ApiGatewayAccount"
+                    || on
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|d| d == "ApiGatewayAccount")),
+                "{id} may be made before the account's log role"
+            );
+        }
+        // Every function counts the authorizer's requests from the log
+        // (the guard sends none for them).
+        for (f, _) in c.of_type("AWS::Lambda::Function") {
+            let env = environment(c, f);
+            let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+            assert!(config.usage_from_access_log, "{}: {f}", c.label());
+        }
+    }
+}

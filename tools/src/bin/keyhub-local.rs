@@ -116,6 +116,9 @@ async fn main() -> Result<(), Error> {
     if let Err(e) = gateway.warm_up().await {
         tracing::warn!(error = %e, "the Python example will not run (scripts/stack.sh setup installs awslambdaric)");
     }
+    // The access log's CloudWatch Logs subscription to the usage function:
+    // a batch every 200 ms, or sooner when one fills.
+    tokio::spawn(gateway.access_log().run(Duration::from_millis(200)));
     serve(listener, gateway, async {
         let _ = tokio::signal::ctrl_c().await;
     })
