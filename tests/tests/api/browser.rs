@@ -22,15 +22,20 @@ use crate::helpers::{ROOMY_LIMITS, TestApp, spawn_app_with, start_receiver};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// chromedriver on a free port, stopped when dropped.
+/// chromedriver on a free port, stopped when dropped, with a folder of its
+/// own for Chromium's profile and temporary files (its `TMPDIR`), removed
+/// when dropped: otherwise every run leaves `org.chromium.Chromium.*`
+/// folders in /tmp.
 struct Driver {
     child: tokio::process::Child,
     url: String,
+    dir: PathBuf,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -53,8 +58,11 @@ async fn driver() -> Driver {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    let dir = std::env::temp_dir().join(crate::helpers::unique("keyhub-chromium-"));
+    std::fs::create_dir_all(&dir).unwrap();
     let child = tokio::process::Command::new(program(&["chromedriver"]))
         .arg(format!("--port={port}"))
+        .env("TMPDIR", &dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -66,7 +74,7 @@ async fn driver() -> Driver {
         assert!(started.elapsed() < WAIT, "chromedriver did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Driver { child, url }
+    Driver { child, url, dir }
 }
 
 async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
@@ -76,6 +84,7 @@ async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
         "--disable-dev-shm-usage".to_string(),
         "--no-first-run".to_string(),
         format!("--window-size={width},{height}"),
+        format!("--user-data-dir={}", driver.dir.join("profile").display()),
     ];
     // Chromium refuses to run as root with its sandbox.
     if std::env::var("USER").as_deref() == Ok("root") || is_root() {
