@@ -32,6 +32,10 @@ pub struct Deps {
     pub events: Option<EventBus>,
     /// Seals webhook signing secrets; `None` without webhooks.
     pub secrets: Option<SecretBox>,
+    /// For the health check's queue probes.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The health check's last verdict.
+    pub health: crate::health::Cache,
 }
 
 impl Deps {
@@ -58,7 +62,7 @@ impl Deps {
             .webhooks
             .queue_url
             .clone()
-            .map(|url| EventBus::new(store.clone(), sqs, url));
+            .map(|url| EventBus::new(store.clone(), sqs.clone(), url));
         let guard = Guard::new(
             limiter.clone(),
             config.rate_limits.clone(),
@@ -74,6 +78,8 @@ impl Deps {
             config: Arc::new(config),
             events,
             secrets,
+            sqs,
+            health: Default::default(),
         }
     }
 }

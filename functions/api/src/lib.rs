@@ -5,6 +5,7 @@ mod authority;
 pub mod call;
 pub mod console;
 pub mod handler;
+pub mod health;
 mod keys;
 pub mod listing;
 pub mod requests;

@@ -14,8 +14,11 @@ pub struct Route {
     /// The scope a key needs; `None` means any valid key.
     pub scope: Option<&'static str>,
     /// Whether a call counts against the caller's rate limits (every route
-    /// of the management API does today).
+    /// with a key does).
     pub metered: bool,
+    /// Answered without a key (no guard, no metering): the health check,
+    /// which a status page calls.
+    pub public: bool,
 }
 
 const fn route(method: Method, path: &'static str, scope: Option<&'static str>) -> Route {
@@ -24,6 +27,18 @@ const fn route(method: Method, path: &'static str, scope: Option<&'static str>) 
         path,
         scope,
         metered: true,
+        public: false,
+    }
+}
+
+/// A route that needs no key.
+const fn public(method: Method, path: &'static str) -> Route {
+    Route {
+        method,
+        path,
+        scope: None,
+        metered: false,
+        public: true,
     }
 }
 
@@ -92,6 +107,7 @@ pub const ROUTES: &[Route] = &[
     // cannot turn verify into an unbounded lookup oracle; the verified key
     // is metered by the endpoint itself.
     route(Method::POST, "/api/v1/keys/verify", Some("keys:verify")),
+    public(Method::GET, "/api/v1/health"),
 ];
 
 /// The route for a method and an API Gateway resource path, as API Gateway
@@ -203,7 +219,12 @@ mod tests {
             methods_of_resource("/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry"),
             [&Method::POST]
         );
-        assert_eq!(resources().len(), 16);
+        // Each path once, however many methods it has.
+        let resources = resources();
+        let unique: std::collections::HashSet<_> = resources.iter().collect();
+        assert_eq!(unique.len(), resources.len());
+        assert!(resources.len() < ROUTES.len());
+        assert!(ROUTES.iter().all(|r| resources.contains(&r.path)));
     }
 
     #[test]
@@ -216,6 +237,9 @@ mod tests {
                 crate::domain::scope::Scope::parse(s).unwrap();
             }
             assert_eq!(by_resource(&a.method, a.path), Some(a));
+            if a.public {
+                assert!(a.scope.is_none() && !a.metered, "{a:?} needs no key");
+            }
         }
     }
 }

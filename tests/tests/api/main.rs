@@ -8,6 +8,7 @@ mod authorizer;
 mod browser;
 mod console;
 mod errors;
+mod health;
 mod helpers;
 mod keys;
 mod lifecycle;

@@ -308,6 +308,22 @@ impl App {
         }
     }
 
+    /// Any request, which must be answered within `PROMPT`.
+    async fn raw_prompt(&self, req: reqwest::RequestBuilder) -> Resp {
+        let r = tokio::time::timeout(PROMPT, req.send())
+            .await
+            .unwrap_or_else(|_| panic!("not answered within {PROMPT:?}"))
+            .expect("request");
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        }
+    }
+
     async fn whoami(&self) -> Resp {
         self.prompt(reqwest::Method::GET, "/api/v1/whoami", None)
             .await
@@ -365,4 +381,21 @@ async fn a_hung_database_answers_503_with_retry_after_promptly_and_recovers() {
     assert_eq!(app.whoami().await.status, StatusCode::OK);
     let r = app.create_key().await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+
+#[tokio::test]
+async fn health_answers_503_promptly_while_the_database_hangs() {
+    let (app, ddb) = spawn_behind(Behind::DynamoDb).await;
+    ddb.hang();
+    let r = app
+        .raw_prompt(app.client.get(format!("{}/api/v1/health", app.base)))
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.code(), "service_unavailable");
+    let checks = &r.body["error"]["details"]["checks"];
+    for table in ["keys_table", "counters_table", "webhooks_table"] {
+        assert_eq!(checks[table]["status"], "unavailable", "{checks}");
+    }
+    // The queues do not go through the hung proxy.
+    assert_eq!(checks["usage_queue"]["status"], "ok", "{checks}");
 }
