@@ -64,8 +64,8 @@ export function stackedBars(title, points, { tick = (i) => i % 6 === 0 } = {}) {
     chart, legend, data);
 }
 
-// A usage series of the API (`series` of /usage) as chart points; `sum`
-// adds another series into it (the account's keys together).
+// A usage series of the API (`series` of a key's /usage or of
+// /dashboard/usage) as chart points.
 export function points(series, granularity) {
   return series.map((s) => {
     const d = new Date(s.start);
@@ -76,13 +76,4 @@ export function points(series, granularity) {
       counts: byClass(s),
     };
   });
-}
-
-export function addInto(into, more) {
-  if (!into) return more.map((p) => ({ ...p, counts: { ...p.counts } }));
-  more.forEach((p, i) => {
-    if (!into[i]) return;
-    for (const c of CLASSES) into[i].counts[c] += p.counts[c];
-  });
-  return into;
 }

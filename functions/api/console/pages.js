@@ -3,13 +3,10 @@
 
 import * as api from './api.js';
 import { h, clear, field, announce, errorBox, loading, empty, run, fmtTime, fmtNumber, fmtMs, table, secretOnce, confirmDialog, badge } from './ui.js';
-import { stackedBars, points, addInto, byClass, CLASSES } from './charts.js';
+import { stackedBars, points, byClass, CLASSES } from './charts.js';
 
 const EVENTS = ['api_key.created', 'api_key.updated', 'api_key.rotated', 'api_key.revoked', 'api_key.deleted', 'api_key.expired', 'api_key.rotation_due', 'rate_limit.exceeded', 'webhook.test', 'webhook.endpoint_disabled', 'account.plan_changed'];
 const KNOWN_SCOPES = ['keys:read', 'keys:write', 'keys:verify', 'usage:read', 'webhooks:read', 'webhooks:write', 'accounts:write'];
-// Overview charts add up the series of this many of the most used keys
-// (two calls each, against the signed-in key's rate limit).
-const CHART_KEYS = 10;
 
 function heading(text, ...extra) {
   const h1 = h('h1', { tabindex: '-1' }, text);
@@ -52,23 +49,18 @@ export async function overview(ctx, main) {
       stat('API calls', fmtNumber(stats.total_api_calls)),
       stat('Success rate', u.success_rate === undefined || u.success_rate === null ? '—' : `${fmtNumber(u.success_rate, 1)} %`),
       stat('Average latency', fmtMs(u.avg_response_time))));
-  const used = (stats.api_keys || []).filter((k) => k.usage_count > 0);
   const charts = h('section', { class: 'charts', 'aria-label': 'Calls over time' }, loading('Loading charts…'));
   body.append(charts);
-  if (!used.length) {
+  if (!stats.total_api_calls) {
     clear(charts, empty('No calls yet. Calls made with the account’s keys show up here (usage trails live traffic by a few seconds).'));
   } else {
-    const picked = used.slice(0, CHART_KEYS);
-    const series = async (granularity) => {
-      const all = await Promise.all(picked.map((k) => api.get(`/api-keys/${encodeURIComponent(k.id)}/usage`, { granularity })));
-      return all.reduce((sum, s) => addInto(sum, points(s.series, granularity)), null) || [];
-    };
+    // The account's own series: every key's calls, added up by the API.
+    const series = async (granularity) => points((await api.get('/dashboard/usage', { granularity })).series, granularity);
     const ok = await guarded(charts, async () => {
       const [hours, days] = await Promise.all([series('hour'), series('day')]);
       clear(charts,
         stackedBars('Calls per hour, last 24 hours', hours, { tick: (i) => i % 4 === 0 }),
-        stackedBars('Calls per day, last 30 days', days, { tick: (i) => i % 5 === 0 }),
-        used.length > picked.length ? h('p', { class: 'muted' }, `The charts add up the ${picked.length} most used of ${used.length} keys with calls.`) : null);
+        stackedBars('Calls per day, last 30 days', days, { tick: (i) => i % 5 === 0 }));
       return true;
     });
     if (!ok) return;
@@ -356,10 +348,29 @@ export async function key(ctx, main, id) {
   await draw();
 }
 
-async function drawUsage(ctx, k, limits, windows, usage) {
+// Where the key and its account stand in each window, from the key's
+// `rate_limit_status` (read by the API without spending anything).
+function standingTable(k, limits) {
+  const st = k.rate_limit_status;
   const limitOf = (w) => (limits[w] ? fmtNumber(limits[w]) : 'deployment default');
+  if (!st) {
+    return [table('Limits', ['Window', 'Limit'], [['Minute', limitOf('per_minute')], ['Hour', limitOf('per_hour')], ['Day', limitOf('per_day')]]),
+      h('p', { class: 'muted' }, 'Where the key stands in its windows could not be read just now.')];
+  }
+  const left = (w) => (w ? `${fmtNumber(w.remaining)} of ${fmtNumber(w.limit)}` : 'unlimited');
+  const resets = (w) => (w ? new Date(w.reset * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' }) : '—');
+  const rows = [['minute', 'Minute'], ['hour', 'Hour (UTC)'], ['day', 'Day (UTC)']].map(([w, label]) => {
+    const mine = st.key && st.key[w];
+    const acct = st.account && st.account[w];
+    return [label, left(mine), resets(mine), left(acct)];
+  });
+  return [table('Rate limits: what is left in the current windows', ['Window', 'Key: left', 'Key: resets at', 'Account: left'], rows, 'standing'),
+    h('p', { class: 'muted' }, 'Reading this spends nothing of the key’s limits. The account’s limits are shared by all its keys.')];
+}
+
+async function drawUsage(ctx, k, limits, windows, usage) {
+  clear(windows, h('h2', {}, 'Rate limits'), ...standingTable(k, limits));
   if (!ctx.can('usage:read')) {
-    clear(windows, h('h2', {}, 'Rate limits'), table('Limits', ['Window', 'Limit'], [['Minute', limitOf('per_minute')], ['Hour', limitOf('per_hour')], ['Day', limitOf('per_day')]]));
     clear(usage, h('h2', {}, 'Usage'), needs('usage:read'));
     return;
   }
@@ -370,17 +381,6 @@ async function drawUsage(ctx, k, limits, windows, usage) {
   });
   if (!got) return;
   const { hours, days } = got;
-  const total = (s) => (s ? CLASSES.reduce((a, c) => a + byClass(s)[c], 0) : 0);
-  const thisHour = total(hours.series[hours.series.length - 1]);
-  const today = total(days.series[days.series.length - 1]);
-  const used = (n, w) => (limits[w] ? `${fmtNumber(n)} of ${fmtNumber(limits[w])}` : fmtNumber(n));
-  clear(windows, h('h2', {}, 'Rate limits'),
-    table('Limits and use in the current windows', ['Window', 'Limit', 'Used in this window'], [
-      ['Minute', limitOf('per_minute'), '—'],
-      ['Hour (UTC)', limitOf('per_hour'), used(thisHour, 'per_hour')],
-      ['Day (UTC)', limitOf('per_day'), used(today, 'per_day')],
-    ]),
-    h('p', { class: 'muted' }, 'Use comes from the usage records, which trail live traffic by a few seconds; per-minute counts are not recorded.'));
   const endpoints = new Map();
   for (const s of days.series) {
     for (const e of s.endpoints || []) {

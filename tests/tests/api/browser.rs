@@ -22,15 +22,20 @@ use crate::helpers::{ROOMY_LIMITS, TestApp, spawn_app_with, start_receiver};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// chromedriver on a free port, stopped when dropped.
+/// chromedriver on a free port, stopped when dropped, with a folder of its
+/// own for Chromium's profile and temporary files (its `TMPDIR`), removed
+/// when dropped: otherwise every run leaves `org.chromium.Chromium.*`
+/// folders in /tmp.
 struct Driver {
     child: tokio::process::Child,
     url: String,
+    dir: PathBuf,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -53,8 +58,11 @@ async fn driver() -> Driver {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    let dir = std::env::temp_dir().join(crate::helpers::unique("keyhub-chromium-"));
+    std::fs::create_dir_all(&dir).unwrap();
     let child = tokio::process::Command::new(program(&["chromedriver"]))
         .arg(format!("--port={port}"))
+        .env("TMPDIR", &dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -66,7 +74,7 @@ async fn driver() -> Driver {
         assert!(started.elapsed() < WAIT, "chromedriver did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Driver { child, url }
+    Driver { child, url, dir }
 }
 
 async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
@@ -76,6 +84,7 @@ async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
         "--disable-dev-shm-usage".to_string(),
         "--no-first-run".to_string(),
         format!("--window-size={width},{height}"),
+        format!("--user-data-dir={}", driver.dir.join("profile").display()),
     ];
     // Chromium refuses to run as root with its sandbox.
     if std::env::var("USER").as_deref() == Ok("root") || is_root() {
@@ -510,5 +519,158 @@ async fn a_key_sees_only_what_its_scopes_allow_and_rate_limits_read_as_the_api_s
     };
     assert!(text.contains("rate_limit_exceeded"), "{text}");
     assert!(text.contains("Retry after"), "{text}");
+    c.close().await.unwrap();
+}
+
+/// What the page breaks of WCAG AA that a script can see: text whose
+/// contrast with the background it sits on is below 4.5:1 (3:1 for large
+/// text), and controls without an accessible name. Disabled controls and
+/// hidden elements are exempt, as WCAG has them.
+const AUDIT: &str = r#"
+const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+const lum = ([r, g, b]) => {
+  const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+};
+const background = (el) => {
+  for (let e = el; e; e = e.parentElement) {
+    const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] > 0.9)) return c.slice(0, 3);
+  }
+  return [255, 255, 255];
+};
+const shown = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+const problems = [];
+for (const el of document.querySelectorAll('body *')) {
+  if (!shown(el) || el.closest('svg') || el.closest('[disabled]')) continue;
+  const text = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  if (!text) continue;
+  const st = getComputedStyle(el);
+  const fg = rgb(st.color);
+  const [a, b] = [lum(fg.slice(0, 3)), lum(background(el))];
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  const size = parseFloat(st.fontSize);
+  const large = size >= 24 || (size >= 18.66 && Number(st.fontWeight) >= 700);
+  if (ratio < (large ? 3 : 4.5)) problems.push(`contrast ${ratio.toFixed(2)}: ${el.tagName} "${el.textContent.trim().slice(0, 40)}"`);
+}
+const named = (el) => {
+  const by = el.getAttribute('aria-labelledby');
+  const byText = by ? by.split(/\s+/).map((id) => document.getElementById(id)?.textContent || '').join('') : '';
+  const labels = el.labels ? [...el.labels].map((l) => l.textContent).join('') : '';
+  const imgs = [...el.querySelectorAll('img[alt]')].map((i) => i.alt).join('');
+  return [el.getAttribute('aria-label'), byText, labels, el.getAttribute('title'), el.textContent, imgs, el.type === 'submit' || el.type === 'button' ? el.value : '']
+    .some((t) => t && t.trim());
+};
+for (const el of document.querySelectorAll('a[href], button, input, select, textarea, summary')) {
+  if (!shown(el) || el.type === 'hidden') continue;
+  if (!named(el)) problems.push(`no name: ${el.outerHTML.slice(0, 80)}`);
+}
+return problems;
+"#;
+
+/// Runs [`AUDIT`] on the page as it is; `page` names it in the failure.
+async fn accessible(c: &Client, page: &str) {
+    let problems = c.execute(AUDIT, vec![]).await.unwrap();
+    assert_eq!(problems, json!([]), "{page}");
+}
+
+/// The number a chart says it draws (`data-total` of its figure).
+async fn chart_totals(c: &Client) -> Vec<u64> {
+    let v = until(
+        c,
+        "(f => f.length ? f.map(x => Number(x.dataset.total)) : null)([...document.querySelectorAll('figure.chart-box')])",
+        Value::is_array,
+        "the charts",
+    )
+    .await;
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test]
+async fn the_overview_adds_up_every_key_and_a_key_page_shows_its_standing() {
+    let app = spawn_app_with(&console_env()).await;
+    // Twelve keys with calls, more than the ten most used: the account's
+    // charts count all of them.
+    let mut calls = 0;
+    for i in 0..12u64 {
+        let (key, _) = app
+            .direct_key(
+                &app.account_id,
+                keyhub::domain::limits::Plan::Enterprise,
+                &["keys:read"],
+                Default::default(),
+            )
+            .await;
+        for _ in 0..=i % 4 {
+            assert_eq!(app.get("/api/v1/whoami", &key).await.status, StatusCode::OK);
+            calls += 1;
+        }
+    }
+    // Counted now; the console's own calls stay queued, so they are not.
+    app.drain_usage().await;
+    let driver = driver().await;
+    let c = browser(&driver, 1280, 900).await;
+    sign_in(&c, &app, &app.admin_key).await;
+    ready(&c, "overview").await;
+    assert_eq!(
+        chart_totals(&c).await,
+        vec![calls, calls],
+        "hour and day charts"
+    );
+    let stats = find(&c, ".stats").await.text().await.unwrap();
+    assert!(stats.contains(&calls.to_string()), "{stats}");
+    // Each chart has a text alternative: a label on the image saying its
+    // total, and a table of its numbers.
+    let alt = c
+        .execute(
+            "return [...document.querySelectorAll('figure.chart-box')].map(f => [\
+               f.querySelector('svg[role=img]')?.getAttribute('aria-label') || '',\
+               f.querySelectorAll('details table tbody tr').length]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    for chart in alt.as_array().unwrap() {
+        let label = chart[0].as_str().unwrap();
+        assert!(label.contains(&format!("{calls} calls")), "{label}");
+        assert!(chart[1].as_u64().unwrap() >= 1, "{chart}");
+    }
+    click(&c, "figure.chart-box details > summary").await;
+    accessible(&c, "overview").await;
+    go(&c, &app, "#/keys", "keys").await;
+    click(&c, "details.create-wrap > summary").await;
+    accessible(&c, "keys, with the create form").await;
+    go(&c, &app, "#/webhooks", "webhooks").await;
+    accessible(&c, "webhooks").await;
+    go(&c, &app, "#/account", "account").await;
+    accessible(&c, "account").await;
+
+    // A key's page shows where it stands in each window, and looking again
+    // spends nothing.
+    let limits = keyhub::domain::limits::Limits::new(50, 500, 5000);
+    let (key, id) = app
+        .direct_key(
+            &app.account_id,
+            keyhub::domain::limits::Plan::Enterprise,
+            &["keys:read"],
+            limits,
+        )
+        .await;
+    crate::helpers::clear_of_minute_boundary().await;
+    for _ in 0..6 {
+        assert_eq!(app.get("/api/v1/whoami", &key).await.status, StatusCode::OK);
+    }
+    // (Digit grouping is the browser's locale's: left out.)
+    let standing = "[...document.querySelectorAll('table.standing tbody tr')].map(r => [...r.cells].slice(0, 2).map(c => c.textContent.replace(/[^0-9A-Za-z ()]/g, '')))";
+    let want = json!([
+        ["Minute", "44 of 50"],
+        ["Hour (UTC)", "494 of 500"],
+        ["Day (UTC)", "4994 of 5000"]
+    ]);
+    for _ in 0..2 {
+        go(&c, &app, &format!("#/keys/{id}"), "keys").await;
+        until(&c, standing, |v| v == &want, "the key's standing").await;
+    }
+    accessible(&c, "a key").await;
     c.close().await.unwrap();
 }
