@@ -30,6 +30,9 @@ pub struct Deps {
     pub config: Arc<Config>,
     /// The webhook queue; `None` when this deployment sends no webhooks.
     pub events: Option<EventBus>,
+    /// The usage queue, for the records verify sends for the key it checks
+    /// (a direct send: no access log line names that key).
+    pub usage: Option<keyhub::aws::queues::UsageSink>,
     /// Seals webhook signing secrets; `None` without webhooks.
     pub secrets: Option<SecretBox>,
     /// For the health check's queue probes.
@@ -68,7 +71,7 @@ impl Deps {
             config.rate_limits.clone(),
             config.rate_limit_fail_open,
         )
-        .with_usage(usage)
+        .with_usage(usage.clone())
         .with_events(events.clone().map(|bus| (store.clone(), bus)));
         Deps {
             store,
@@ -77,6 +80,7 @@ impl Deps {
             limiter,
             config: Arc::new(config),
             events,
+            usage,
             secrets,
             sqs,
             health: Default::default(),

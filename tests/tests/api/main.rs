@@ -24,4 +24,5 @@ mod standing;
 mod template;
 mod usage;
 mod validation;
+mod verify;
 mod webhooks;
