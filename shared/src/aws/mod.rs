@@ -1,10 +1,13 @@
 //! The AWS adapters: DynamoDB storage (`store`) and rate-limit counters
 //! (`ratelimit`), the queues (`queues`, and `eventbus` for events), Secrets
-//! Manager (`secrets`) and the sealing of stored secrets (`sealed`). They
+//! Manager (`secrets`), the sealing of stored secrets (`sealed`) and API
+//! Gateway's authorizer cache (`flush`, feature `cache-flush`). They
 //! speak the domain's types and `StoreError`; what a failure means to a
 //! client is the HTTP layer's business (`keyhub::http::error`).
 
 pub mod eventbus;
+#[cfg(feature = "cache-flush")]
+pub mod flush;
 pub mod queues;
 pub mod ratelimit;
 pub mod sealed;
