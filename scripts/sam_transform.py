@@ -18,9 +18,10 @@ refuses, so this is what tells whether the stack deploys.
       refused any combination that the Rules let through
 
 "Resolved" means: the Rules evaluated, resources and outputs whose condition
-is false removed, Fn::If and AWS::NoValue settled, and Ref/Fn::Sub of
-parameters and pseudo parameters replaced by their values. References to
-resources stay as they are.
+is false removed, Fn::If and AWS::NoValue settled, Ref/Fn::Sub of
+parameters and pseudo parameters replaced by their values, and Fn::Join and
+Fn::Split of strings done. References to resources stay as they are (in a
+joined or split string, as `${Resource}`).
 """
 
 import argparse
@@ -46,6 +47,7 @@ SAMPLES = {
     "AuthorizerCacheTtl": "300",
     "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:keyhub-alarms",
     "WafRateLimitPerIp": "2000",
+    "AuthorizerCacheStages": "arn:aws:apigateway:us-east-1::/restapis/abc123/stages/prod,arn:aws:apigateway:eu-west-1::/restapis/def456/stages/v1",
 }
 
 PSEUDO = {
@@ -77,6 +79,16 @@ def as_text(v):
     if isinstance(v, bool):
         return "true" if v else "false"
     return str(v)
+
+
+def text_of(node):
+    """A settled string, or a Fn::Sub left with only resource references
+    (`${ExampleApi}`), as its text; None for anything else."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, dict) and list(node) == ["Fn::Sub"] and isinstance(node["Fn::Sub"], str):
+        return node["Fn::Sub"]
+    return None
 
 
 def refs_in(node, found):
@@ -179,6 +191,16 @@ class Resolver:
                 return self.values[args]
             if fn == "Fn::If":
                 return self.value(args[1] if self.condition(args[0]) else args[2])
+            if fn == "Fn::Join":
+                items = self.value(args[1])
+                texts = [text_of(v) for v in items] if isinstance(items, list) else [None]
+                if all(t is not None for t in texts):
+                    return args[0].join(texts)
+                return {"Fn::Join": [args[0], items]}
+            if fn == "Fn::Split":
+                source = self.value(args[1])
+                text = text_of(source)
+                return text.split(args[0]) if text is not None else {"Fn::Split": [args[0], source]}
             if fn == "Fn::Sub":
                 text, variables = (args, {}) if isinstance(args, str) else (args[0], self.value(args[1]))
                 text = self.sub(text, variables)

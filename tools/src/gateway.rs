@@ -34,6 +34,8 @@ use crate::template::{ApiRoute, EnvValue, GatewayResponseSpec, Template};
 /// API Gateway's own limit on a request body.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
 pub const STAGE: &str = "local";
+/// The one REST API's id, in events and in the control-plane paths.
+pub const REST_API_ID: &str = "local";
 const REGION_ACCOUNT_API: &str = "arn:aws:execute-api:us-east-1:000000000000:local";
 
 pub struct Gateway {
@@ -155,6 +157,13 @@ impl AuthorizerCache {
             .map(|(_, r)| r.clone())
     }
 
+    /// `FlushStageAuthorizersCache`: every cached answer goes.
+    fn flush(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
     fn put(&self, identity: &str, response: &keyhub_authorizer::Response) {
         if self.ttl.is_zero() {
             return;
@@ -245,6 +254,15 @@ impl Gateway {
         )?;
         self.cache = AuthorizerCache::new(identity, ttl);
         Ok(self)
+    }
+
+    /// The management API flushes this gateway's authorizer cache after a
+    /// revocation through API Gateway's own SDK call, pointed at
+    /// `endpoint` (this gateway's address), as a deployment lists its
+    /// caching stages in `KEYHUB_AUTHORIZER_CACHE_STAGES`.
+    pub fn with_cache_flush(mut self, stack: &LocalStack, endpoint: &str) -> Self {
+        self.api = stack.api_deps().with_flush(cache_flush(stack, endpoint));
+        self
     }
 
     /// Starts the execution environment of every function that runs as a
@@ -651,7 +669,7 @@ pub fn proxy_event(
     ctx.http_method = method.clone();
     ctx.request_time = Some(now.format("%d/%b/%Y:%H:%M:%S +0000").to_string());
     ctx.request_time_epoch = now.timestamp_millis();
-    ctx.apiid = Some("local".to_string());
+    ctx.apiid = Some(REST_API_ID.to_string());
     let mut event = ApiGatewayProxyRequest::default();
     event.resource = Some(resource.to_string());
     event.path = Some(path.to_string());
@@ -703,7 +721,7 @@ pub fn authorizer_event(
     ctx.identity = Some(identity);
     ctx.resource_path = Some(resource.to_string());
     ctx.http_method = Some(method.clone());
-    ctx.apiid = Some("local".to_string());
+    ctx.apiid = Some(REST_API_ID.to_string());
     let mut event = ApiGatewayCustomAuthorizerRequestTypeRequest::default();
     event.type_ = Some("REQUEST".to_string());
     event.method_arn = Some(format!(
@@ -722,11 +740,78 @@ pub fn authorizer_event(
     event
 }
 
+/// A flusher of this gateway's one stage through the gateway at
+/// `endpoint`, for the API (`Gateway::with_cache_flush`) and the sweeper.
+pub fn cache_flush(stack: &LocalStack, endpoint: &str) -> Option<keyhub::aws::flush::CacheFlush> {
+    let sdk = stack.sdk.to_builder().endpoint_url(endpoint).build();
+    let stage = keyhub::aws::flush::Stage {
+        region: "us-east-1".to_string(),
+        rest_api_id: REST_API_ID.to_string(),
+        stage: STAGE.to_string(),
+    };
+    keyhub::aws::flush::CacheFlush::new(&sdk, vec![stage], stack.config.aws.side_effect)
+}
+
+/// API Gateway's control-plane call `FlushStageAuthorizersCache`, `DELETE
+/// /restapis/{id}/stages/{stage}/cache/authorizers`, for this gateway's one
+/// API and stage (both `local`): 202 and an empty cache, as API Gateway
+/// answers; another stage is a `NotFoundException`, an unsigned call a
+/// `MissingAuthenticationTokenException`. `None` for any other request.
+fn control_plane(
+    gw: &Gateway,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<axum::response::Response> {
+    let rest = path.strip_prefix("/restapis/")?;
+    let (api, rest) = rest.split_once('/')?;
+    let stage = rest
+        .strip_prefix("stages/")?
+        .strip_suffix("/cache/authorizers")?;
+    if method != Method::DELETE {
+        return None;
+    }
+    let error = |status: StatusCode, kind: &'static str, message: &str| {
+        let mut resp = (
+            status,
+            serde_json::json!({ "message": message }).to_string(),
+        )
+            .into_response();
+        resp.headers_mut()
+            .insert("x-amzn-errortype", HeaderValue::from_static(kind));
+        resp
+    };
+    let signed = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS4-HMAC-SHA256 "));
+    if !signed {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ));
+    }
+    if api != REST_API_ID || stage != STAGE {
+        return Some(error(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            "Invalid stage identifier specified",
+        ));
+    }
+    gw.cache.flush();
+    tracing::info!(api, stage, "authorizer cache flushed");
+    Some(StatusCode::ACCEPTED.into_response())
+}
+
 async fn handle(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
+    if let Some(resp) = control_plane(&gw, req.method(), req.uri().path(), req.headers()) {
+        return resp;
+    }
     let request_id = new_request_id();
     let none = HashMap::new();
     let (parts, body) = req.into_parts();

@@ -143,6 +143,7 @@ impl LocalStack {
             policy: self.config.rate_limits.clone(),
             rotation_period: self.config.rotation_period,
             batch: 500,
+            flush: None,
         })
     }
 

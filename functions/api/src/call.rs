@@ -39,6 +39,9 @@ pub struct Deps {
     pub sqs: aws_sdk_sqs::Client,
     /// The health check's last verdict.
     pub health: crate::health::Cache,
+    /// Flushes API Gateway's authorizer cache after a revocation; `None`
+    /// when no stage caches keyhub's answers.
+    pub flush: Option<keyhub::aws::flush::CacheFlush>,
 }
 
 impl Deps {
@@ -84,7 +87,15 @@ impl Deps {
             secrets,
             sqs,
             health: Default::default(),
+            flush: None,
         }
+    }
+
+    /// With this authorizer cache flush (`main.rs` builds it from
+    /// `KEYHUB_AUTHORIZER_CACHE_STAGES`).
+    pub fn with_flush(mut self, flush: Option<keyhub::aws::flush::CacheFlush>) -> Self {
+        self.flush = flush;
+        self
     }
 }
 
@@ -136,6 +147,15 @@ impl Call<'_> {
             && !events.is_empty()
         {
             bus.publish(events).await;
+        }
+    }
+
+    /// Flushes the authorizer cache of the stages that use keyhub's
+    /// authorizer, after a committed change that a cached answer about a
+    /// key would contradict. A failure is logged, not returned.
+    pub async fn flush_authorizer_cache(&self) {
+        if let Some(flush) = &self.deps.flush {
+            flush.flush().await;
         }
     }
 

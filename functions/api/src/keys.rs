@@ -196,7 +196,7 @@ pub async fn update(call: &Call<'_>) -> Reply {
     // Read, check, change, write unless changed meanwhile; the event carries
     // the key as it now is. One retry after a concurrent change.
     let mut tries = 0;
-    let record = loop {
+    let (before, record) = loop {
         let current = owned_key(call).await?;
         rules.may_act_on(&current)?;
         if let Some(to) = patch.expires_at {
@@ -223,13 +223,16 @@ pub async fn update(call: &Call<'_>) -> Reply {
         {
             Ok(()) => {
                 call.publish(&events).await;
-                break updated;
+                break (current, updated);
             }
             Err(StoreError::Conflict(_)) if tries == 0 => tries += 1,
             Err(e) => return Err(not_found_as_key(e)),
         }
     };
     call.deps.auth.forget(&id);
+    if changes_the_check(&before, &record) {
+        call.flush_authorizer_cache().await;
+    }
     tracing::info!(key_id = %record.id, "key updated");
     Ok((200, view(call, &record)))
 }
@@ -259,6 +262,7 @@ pub async fn delete(call: &Call<'_>) -> Reply {
         }
     }
     call.deps.auth.forget(&id);
+    call.flush_authorizer_cache().await;
     tracing::info!(key_id = %id, "key deleted");
     Ok((200, json!({ "message": "API key deleted successfully" })))
 }
@@ -317,6 +321,10 @@ pub async fn rotate(call: &Call<'_>) -> Reply {
         deps.auth.forget(&old_id);
     }
     call.publish(&events).await;
+    // API Gateway's cached answers go too: with no grace the old key ends
+    // now, and an answer cached before the rotation must not outlive it.
+    // When a grace ends, the sweeper flushes as it marks the key expired.
+    call.flush_authorizer_cache().await;
     tracing::info!(old = %old.id, new = %new.id, grace, "key rotated");
     let mut body = new.view(&deps.config.rate_limits, Some(&key));
     body["previous_key"] = previous;

@@ -22,13 +22,16 @@ async fn main() -> Result<(), Error> {
             }
         }
     )?;
+    let stages = keyhub::aws::flush::stages_from_lookup(|k| std::env::var(k).ok())?;
+    let flush = keyhub::aws::flush::CacheFlush::new(&sdk, stages, config.aws.side_effect);
     let deps = Deps::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         aws_sdk_sqs::Client::new(&sdk),
         pepper,
         secrets,
         config,
-    );
+    )
+    .with_flush(flush);
     let deps = &deps;
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, Error>(handle(deps, req).await)

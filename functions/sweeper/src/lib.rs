@@ -21,6 +21,9 @@ pub struct Deps {
     pub rotation_period: Duration,
     /// Keys handled per kind per run, so a run fits the function's timeout.
     pub batch: i32,
+    /// Flushes API Gateway's authorizer cache when keys expired (a rotated
+    /// key's grace ended), so no cached answer keeps them working.
+    pub flush: Option<keyhub::aws::flush::CacheFlush>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -59,6 +62,11 @@ pub async fn sweep(deps: &Deps, now: Timestamp) -> Result<Report, StoreError> {
         now,
     )
     .await?;
+    if expired > 0
+        && let Some(flush) = &deps.flush
+    {
+        flush.flush().await;
+    }
     let before = now - chrono::Duration::from_std(deps.rotation_period).unwrap_or_default();
     // A rotated key is not due: rotation removed its flag.
     let due = deps.store.keys_due_for_rotation(before, deps.batch).await?;

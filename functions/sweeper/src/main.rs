@@ -27,6 +27,11 @@ async fn main() -> Result<(), Error> {
         policy: config.rate_limits.clone(),
         rotation_period: config.rotation_period,
         batch: 500,
+        flush: keyhub::aws::flush::CacheFlush::new(
+            &sdk,
+            keyhub::aws::flush::stages_from_lookup(|k| std::env::var(k).ok())?,
+            config.aws.side_effect,
+        ),
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(

@@ -108,6 +108,15 @@ pub async fn spawn_app_configured(
     env: &[(&str, &str)],
     configure: impl FnOnce(Gateway, &LocalStack) -> Gateway,
 ) -> TestApp {
+    spawn_app_served(env, |gateway, stack, _| configure(gateway, stack)).await
+}
+
+/// `spawn_app_configured`, where `configure` also gets the gateway's own
+/// address (`http://127.0.0.1:port`), for an SDK pointed at it.
+pub async fn spawn_app_served(
+    env: &[(&str, &str)],
+    configure: impl FnOnce(Gateway, &LocalStack, &str) -> Gateway,
+) -> TestApp {
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -133,9 +142,13 @@ pub async fn spawn_app_configured(
     )
     .await
     .expect("bootstrap");
-    let gateway = Arc::new(configure(Gateway::new(&stack).expect("gateway"), &stack));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let gateway = Arc::new(configure(
+        Gateway::new(&stack).expect("gateway"),
+        &stack,
+        &base,
+    ));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let access_log = gateway.access_log();
     tokio::spawn(serve(listener, gateway, async {

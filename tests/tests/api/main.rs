@@ -17,6 +17,7 @@ mod paging;
 mod python;
 mod ratelimits;
 mod resilience;
+mod revocation;
 mod rotation;
 mod sam;
 mod smoke;

@@ -136,6 +136,8 @@ fn the_transform_accepts_every_parameter_set_the_rules_let_through() {
     assert_eq!(seen("Console"), BTreeSet::from(["false", "true"]));
     assert!(seen("AlarmTopicArn").contains(""));
     assert!(seen("WafRateLimitPerIp").contains("0"));
+    assert!(seen("AuthorizerCacheStages").contains(""));
+    assert!(seen("AuthorizerCacheStages").len() >= 2);
     assert!(cases.iter().filter(|c| c.deploys()).count() >= cases.len() / 2);
 }
 
@@ -167,8 +169,10 @@ fn environment(c: &Case, function: &str) -> BTreeMap<String, String> {
             let value = match v {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
+                // A string naming a resource (`${ExampleApi}`) stays a Fn::Sub.
                 other => other["Ref"]
                     .as_str()
+                    .or_else(|| other["Fn::Sub"].as_str())
                     .unwrap_or_else(|| panic!("{function}.{k} = {other}"))
                     .to_string(),
             };
@@ -639,6 +643,91 @@ fn workers_write_only_what_their_code_writes() {
             );
         }
     }
+}
+
+/// The stages whose authorizer cache a parameter set asks the API and the
+/// sweeper to flush: the example API's when it caches, then
+/// `AuthorizerCacheStages`.
+fn caching_stages(c: &Case) -> Vec<String> {
+    let mut stages = Vec::new();
+    if c.param("DeployExample") == "true" && c.param("AuthorizerCacheTtl") != "0" {
+        let stage = c.parameters.get("StageName").map_or("v1", String::as_str);
+        stages.push(format!(
+            "arn:aws:apigateway:us-east-1::/restapis/${{ExampleApi}}/stages/{stage}"
+        ));
+    }
+    let listed = c.param("AuthorizerCacheStages");
+    stages.extend(
+        listed
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    );
+    stages
+}
+
+/// Every statement of a function's role that names an API Gateway action.
+fn apigateway_statements<'a>(c: &'a Case, function: &str) -> Vec<&'a Value> {
+    c.resource(&format!("{function}Role"))["Properties"]["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| {
+            p["PolicyDocument"]["Statement"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .filter(|st| st["Action"].to_string().contains("apigateway:"))
+        .collect()
+}
+
+#[test]
+fn only_the_api_and_the_sweeper_may_flush_and_only_the_caching_stages() {
+    let mut flushing = 0;
+    for c in deployed() {
+        let stages = caching_stages(c);
+        for f in ["ApiFunction", "SweeperFunction"] {
+            let env = environment(c, f);
+            let listed = env
+                .get("KEYHUB_AUTHORIZER_CACHE_STAGES")
+                .unwrap_or_else(|| panic!("{}: {f} is not told the stages", c.label()));
+            assert_eq!(listed, &stages.join(","), "{}: {f}", c.label());
+            // What the function will parse, with the example API's id in.
+            let parsed = keyhub::aws::flush::stages_from_lookup(|_| {
+                Some(listed.replace("${ExampleApi}", "a1b2c3"))
+            })
+            .unwrap_or_else(|e| panic!("{}: {f}: {e}", c.label()));
+            assert_eq!(parsed.len(), stages.len());
+
+            let statements = apigateway_statements(c, f);
+            if stages.is_empty() {
+                assert!(statements.is_empty(), "{}: {f}: {statements:?}", c.label());
+                continue;
+            }
+            flushing += 1;
+            assert_eq!(statements.len(), 1, "{}: {f}: {statements:?}", c.label());
+            let st = statements[0];
+            assert_eq!(st["Effect"], "Allow");
+            assert_eq!(st["Action"], "apigateway:DELETE", "{}: {f}", c.label());
+            let want: Vec<Value> = stages
+                .iter()
+                .map(|s| Value::from(format!("{s}/cache/authorizers")))
+                .collect();
+            assert_eq!(st["Resource"], Value::Array(want), "{}: {f}", c.label());
+            assert!(st.get("Condition").is_none());
+        }
+        for (id, _) in c.of_type("AWS::Lambda::Function") {
+            if id != "ApiFunction" && id != "SweeperFunction" {
+                assert!(
+                    apigateway_statements(c, id).is_empty(),
+                    "{}: {id} may call API Gateway",
+                    c.label()
+                );
+            }
+        }
+    }
+    assert!(flushing > 0, "no parameter set flushes anything");
 }
 
 #[test]

@@ -112,7 +112,9 @@ async fn main() -> Result<(), Error> {
         );
     }
     println!();
-    let gateway = Arc::new(Gateway::new(&stack)?);
+    // Revocations flush this gateway's authorizer cache through API
+    // Gateway's SDK call, pointed here.
+    let gateway = Arc::new(Gateway::new(&stack)?.with_cache_flush(&stack, &base));
     if let Err(e) = gateway.warm_up().await {
         tracing::warn!(error = %e, "the Python example will not run (scripts/stack.sh setup installs awslambdaric)");
     }
