@@ -125,3 +125,46 @@ async fn a_plan_change_reaches_the_accounts_existing_keys() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+/// Issue 13's done-when with the deployment's default plans (free 50 a
+/// minute, pro 500; a key's own default 100): the 51st request of a minute
+/// is refused on free and, once the plan is pro, passes through the gateway.
+#[tokio::test]
+async fn on_the_default_plans_moving_to_pro_lets_the_51st_request_of_a_minute_through() {
+    let app = crate::helpers::spawn_app_with(&[]).await;
+    let r = app
+        .post(
+            "/api/v1/accounts",
+            &app.admin_key,
+            json!({"name": "upgrading", "plan": "free"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let account = r.body["account"]["id"].as_str().unwrap().to_string();
+    let key = r.body["api_key"]["key"].as_str().unwrap().to_string();
+    crate::helpers::clear_of_minute_boundary().await;
+    for i in 1..=50 {
+        let r = app.get("/api/v1/whoami", &key).await;
+        assert_eq!(r.status, StatusCode::OK, "request {i}: {}", r.body);
+    }
+    let r = app.get("/api/v1/whoami", &key).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert_eq!(r.code(), "rate_limit_exceeded");
+    assert_eq!(r.header("x-ratelimit-limit"), Some("50"));
+
+    let r = app
+        .patch(
+            &format!("/api/v1/accounts/{account}"),
+            &app.admin_key,
+            json!({"plan": "pro"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["limits"]["per_minute"], 500);
+    // The same minute: the 51st request now passes, under the key's own
+    // 100 a minute, the tightest window left.
+    let r = app.get("/api/v1/whoami", &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["plan"], "pro");
+    assert_eq!(r.header("x-ratelimit-limit"), Some("100"));
+}
