@@ -113,6 +113,11 @@ pub async fn list(call: &Call<'_>) -> Reply {
             "total_pages": page.total_pages,
             "has_next": page.has_next,
             "next_cursor": page.next_cursor,
+            // The product documents' names, beside the contract's: the
+            // whole view is read to sort it, so the count is exact and free.
+            "per_page": page.size,
+            "total_items": page.total,
+            "has_previous": page.has_previous,
         }),
     ))
 }

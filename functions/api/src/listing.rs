@@ -170,16 +170,18 @@ fn parse_number(field: &str, v: &str, min: usize, max: usize) -> Result<usize, A
 
 impl ListQuery {
     /// Every parameter given must be valid on its own. Where two say the same
-    /// thing, one wins, as openapi.yaml states: `size` over `per_page`, and a
-    /// cursor over `page`, `sort`, `order`, `is_active` and `environment`
-    /// (a cursor carries the view it was made in).
+    /// thing, one wins, as openapi.yaml states: `size` over `per_page`,
+    /// `is_active` over `status`, and a cursor over `page`, `sort`, `order`,
+    /// `is_active`, `status` and `environment` (a cursor carries the view
+    /// it was made in).
     pub fn parse(q: &HashMap<String, String>) -> Result<Self, ApiError> {
-        const KNOWN: [&str; 8] = [
+        const KNOWN: &[&str] = &[
             "page",
             "size",
             "per_page",
             "cursor",
             "is_active",
+            "status",
             "environment",
             "sort",
             "order",
@@ -220,6 +222,14 @@ impl ListQuery {
             Some("false") => Some(false),
             Some(_) => return Err(bad("is_active", "is_active must be true or false")),
         };
+        // The product documents' name for the same filter.
+        let status = match q.get("status").map(String::as_str) {
+            None => None,
+            Some("active") => Some(true),
+            Some("inactive") => Some(false),
+            Some(_) => return Err(bad("status", "status must be active or inactive")),
+        };
+        let is_active = is_active.or(status);
         let environment = match q.get("environment") {
             None => None,
             Some(v) => Some(
@@ -282,6 +292,8 @@ pub struct ListPage {
     pub size: usize,
     pub total_pages: usize,
     pub has_next: bool,
+    /// Whether keys of this view come before this page's first position.
+    pub has_previous: bool,
     pub next_cursor: Option<String>,
 }
 
@@ -327,6 +339,7 @@ pub fn paginate(keys: Vec<KeyRecord>, q: &ListQuery) -> ListPage {
         size: q.size,
         total_pages: total.div_ceil(q.size),
         has_next,
+        has_previous: start > 0,
         next_cursor,
     }
 }
@@ -373,6 +386,8 @@ mod tests {
             (vec![("sort", "id")], "sort"),
             (vec![("order", "up")], "order"),
             (vec![("is_active", "yes")], "is_active"),
+            (vec![("status", "true")], "status"),
+            (vec![("is_active", "true"), ("status", "revoked")], "status"),
             (vec![("environment", "prod")], "environment"),
             (vec![("cursor", "!!")], "cursor"),
             (vec![("page", "0"), ("cursor", "")], "page"),
@@ -398,6 +413,13 @@ mod tests {
     #[test]
     fn one_parameter_wins_where_two_say_the_same() {
         assert_eq!(q(&[("size", "5"), ("per_page", "50")]).unwrap().size, 5);
+        let active = |pairs: &[(&str, &str)]| q(pairs).unwrap().view.is_active;
+        assert_eq!(active(&[("status", "active")]), Some(true));
+        assert_eq!(active(&[("status", "inactive")]), Some(false));
+        assert_eq!(
+            active(&[("status", "inactive"), ("is_active", "true")]),
+            Some(true)
+        );
         let c = Cursor {
             view: View {
                 sort: SortField::Name,

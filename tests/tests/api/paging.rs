@@ -241,3 +241,75 @@ async fn where_two_parameters_say_the_same_one_wins_and_every_valid_cursor_is_a_
         assert_eq!(r.body["error"]["details"]["field"], "cursor");
     }
 }
+
+#[tokio::test]
+async fn lists_carry_the_documents_names_and_status_filters_like_is_active() {
+    let app = spawn_app().await;
+    make_keys(&app, 6).await;
+    let (_, off) = app.create_key(json!({"name": "switched off"})).await;
+    let off_id = off["id"].as_str().unwrap().to_string();
+    app.patch(
+        &format!("/api/v1/api-keys/{off_id}"),
+        &app.admin_key,
+        json!({"is_active": false}),
+    )
+    .await;
+    // 8 keys with the admin's, 3 to a page: pages 1, 2, 3.
+    for (page, has_previous, has_next, len) in
+        [(1, false, true, 3), (2, true, true, 3), (3, true, false, 2)]
+    {
+        let r = app
+            .get(
+                &format!("/api/v1/api-keys?per_page=3&page={page}"),
+                &app.admin_key,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["per_page"], 3);
+        assert_eq!(r.body["size"], 3);
+        assert_eq!(r.body["total_items"], 8);
+        assert_eq!(r.body["total"], 8);
+        assert_eq!(r.body["has_previous"], has_previous, "page {page}");
+        assert_eq!(r.body["has_next"], has_next, "page {page}");
+        assert_eq!(ids_of(&r.body).len(), len);
+    }
+    // In cursor mode too: the first page has nothing before it, the next one has.
+    let r = app
+        .get("/api/v1/api-keys?size=5&cursor=", &app.admin_key)
+        .await;
+    assert_eq!(r.body["has_previous"], false);
+    let cursor = r.body["next_cursor"].as_str().unwrap().to_string();
+    let r = app
+        .get(&format!("/api/v1/api-keys?cursor={cursor}"), &app.admin_key)
+        .await;
+    assert_eq!(r.body["has_previous"], true);
+    assert_eq!(r.body["has_next"], false);
+    assert_eq!(r.body["total_items"], 8);
+
+    // status=inactive|active is is_active=false|true.
+    let r = app
+        .get("/api/v1/api-keys?status=inactive", &app.admin_key)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(ids_of(&r.body), vec![off_id.clone()]);
+    assert_eq!(r.body["total_items"], 1);
+    let r = app
+        .get("/api/v1/api-keys?status=active&size=100", &app.admin_key)
+        .await;
+    assert_eq!(r.body["total_items"], 7);
+    assert!(!ids_of(&r.body).contains(&off_id));
+    // is_active wins where both are given; each must be valid.
+    let r = app
+        .get(
+            "/api/v1/api-keys?status=inactive&is_active=true&size=100",
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(r.body["total_items"], 7);
+    let r = app
+        .get("/api/v1/api-keys?status=revoked", &app.admin_key)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "invalid_request");
+    assert_eq!(r.body["error"]["details"]["field"], "status");
+}
