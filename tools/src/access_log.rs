@@ -10,7 +10,7 @@
 //! delivered again, as Lambda retries an asynchronous invocation (twice).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -89,6 +89,8 @@ pub struct AccessLog {
     failed: Mutex<Vec<(Value, u32)>>,
     next_id: AtomicU64,
     batch: usize,
+    /// Off, nothing is written (`make bench` measures the request path alone).
+    enabled: AtomicBool,
     /// One delivery at a time, so that `flush` returns only once every
     /// line written before it has been through the usage function.
     delivering: tokio::sync::Mutex<()>,
@@ -102,12 +104,21 @@ impl AccessLog {
             failed: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             batch: batch.max(1),
+            enabled: AtomicBool::new(true),
             delivering: tokio::sync::Mutex::new(()),
         }
     }
 
+    /// Turns writing on or off (it is on from the start).
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+    }
+
     /// Writes a line; a full batch is delivered in the background.
     pub fn write(self: &Arc<Self>, message: String) {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return;
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let now = chrono::Utc::now().timestamp_millis();
         let full = match self.pending.lock() {
