@@ -45,11 +45,28 @@ type Position = (Vec<u8>, String);
 /// `sort.order.is_active.environment.hex(value).key_id`, e.g.
 /// `name.asc.all.live.62696c6c696e67.key_2sgXOxqc3QhsmIEJ5vB6iQ`, so that
 /// openapi.yaml can state its grammar and every string it allows means a
-/// position (the first key after it), whether or not this API made it.
+/// position (the first key after it), whether or not this API made it. A
+/// search (`q`) adds `.hex(search)`, so that every page of it keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
     view: View,
     after: Position,
+    search: Option<Search>,
+}
+
+/// A search: the lowercased bytes a key's lowercased name, id or prefix
+/// must contain. Bytes rather than text, so that any cursor's hex reads back as
+/// the search it names.
+pub type Search = Vec<u8>;
+
+/// Characters a `q` may have: a name's length.
+const MAX_SEARCH_CHARS: usize = 100;
+
+fn matches(k: &KeyRecord, search: &[u8]) -> bool {
+    [&k.name, &k.id, &k.prefix].iter().any(|field| {
+        let field = field.to_lowercase();
+        field.as_bytes().windows(search.len()).any(|w| w == search)
+    })
 }
 
 /// Bytes of a sort value a cursor may carry: names are at most 100
@@ -86,6 +103,10 @@ impl Cursor {
         let id_ok = id
             .strip_prefix("key_")
             .is_some_and(|d| d.len() == 22 && d.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let search = match next() {
+            None => None,
+            Some(h) => Some(unhex(h).filter(|s| !s.is_empty() && s.len() <= MAX_POSITION_BYTES)?),
+        };
         if !id_ok || next().is_some() || value.len() > MAX_POSITION_BYTES {
             return None;
         }
@@ -97,6 +118,7 @@ impl Cursor {
                 environment,
             },
             after: (value, id.to_string()),
+            search,
         })
     }
 
@@ -118,8 +140,12 @@ impl Cursor {
         };
         let env = v.environment.map_or("all", |e| e.as_str());
         let (value, id) = &self.after;
-        let value: String = value.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{sort}.{order}.{active}.{env}.{value}.{id}")
+        let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+        let value = hex(value);
+        match &self.search {
+            Some(search) => format!("{sort}.{order}.{active}.{env}.{value}.{id}.{}", hex(search)),
+            None => format!("{sort}.{order}.{active}.{env}.{value}.{id}"),
+        }
     }
 }
 
@@ -150,6 +176,9 @@ pub struct ListQuery {
     pub view: View,
     pub paging: Paging,
     pub size: usize,
+    /// Only keys whose name, id or prefix contains this (`q`,
+    /// case-insensitive).
+    pub search: Option<Search>,
 }
 
 fn bad(field: &str, message: impl Into<String>) -> ApiError {
@@ -185,6 +214,7 @@ impl ListQuery {
             "environment",
             "sort",
             "order",
+            "q",
         ];
         if let Some(unknown) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(ApiError::invalid(
@@ -247,11 +277,22 @@ impl ListQuery {
             .get("page")
             .map(|p| parse_number("page", p, 1, 1_000_000))
             .transpose()?;
+        let search = match q.get("q").map(|s| s.trim()) {
+            None | Some("") => None,
+            Some(s) if s.chars().count() > MAX_SEARCH_CHARS => {
+                return Err(bad(
+                    "q",
+                    format!("q must be at most {MAX_SEARCH_CHARS} characters"),
+                ));
+            }
+            Some(s) => Some(s.to_lowercase().into_bytes()),
+        };
         Ok(match q.get("cursor").map(String::as_str) {
             Some("") => ListQuery {
                 view,
                 paging: Paging::Cursor(None),
                 size,
+                search,
             },
             Some(c) => {
                 let cursor = Cursor::parse(c).ok_or_else(|| {
@@ -264,12 +305,14 @@ impl ListQuery {
                     view: cursor.view,
                     paging: Paging::Cursor(Some(cursor.after)),
                     size,
+                    search: cursor.search,
                 }
             }
             None => ListQuery {
                 view,
                 paging: Paging::Page(page.unwrap_or(1)),
                 size,
+                search,
             },
         })
     }
@@ -303,6 +346,7 @@ pub fn paginate(keys: Vec<KeyRecord>, q: &ListQuery) -> ListPage {
         .into_iter()
         .filter(|k| v.is_active.is_none_or(|a| k.is_active == a))
         .filter(|k| v.environment.is_none_or(|e| k.environment == e))
+        .filter(|k| q.search.as_deref().is_none_or(|s| matches(k, s)))
         .map(|k| (sort_key(&k, v.sort), k))
         .collect();
     let cmp = |a: &Position, b: &Position| match v.order {
@@ -325,6 +369,7 @@ pub fn paginate(keys: Vec<KeyRecord>, q: &ListQuery) -> ListPage {
         Cursor {
             view: v,
             after: keyed[end - 1].0.clone(),
+            search: q.search.clone(),
         }
         .encode()
     });
@@ -431,6 +476,7 @@ mod tests {
                 b"billing".to_vec(),
                 "key_2sgXOxqc3QhsmIEJ5vB6iQ".to_string(),
             ),
+            search: None,
         };
         let text = c.encode();
         assert_eq!(
@@ -446,5 +492,26 @@ mod tests {
         .unwrap();
         assert_eq!(lq.view, c.view);
         assert_eq!(lq.paging, Paging::Cursor(Some(c.after)));
+    }
+
+    #[test]
+    fn a_search_is_kept_by_its_cursors_and_any_hex_reads_back() {
+        let lq = q(&[("q", "  Billing "), ("cursor", "")]).unwrap();
+        assert_eq!(lq.search.as_deref(), Some(&b"billing"[..]));
+        assert_eq!(q(&[("q", "")]).unwrap().search, None);
+        let long = "x".repeat(MAX_SEARCH_CHARS + 1);
+        assert_eq!(field_of(q(&[("q", &long)]).unwrap_err()), "q");
+        let c = Cursor {
+            view: q(&[]).unwrap().view,
+            after: (b"a".to_vec(), "key_2sgXOxqc3QhsmIEJ5vB6iQ".to_string()),
+            search: Some(vec![0xff, b'b']),
+        };
+        let text = c.encode();
+        assert!(text.ends_with(".ff62"), "{text}");
+        assert_eq!(Cursor::parse(&text), Some(c));
+        // The cursor's search wins over a q beside it; an empty one is no cursor.
+        let lq = q(&[("cursor", &text), ("q", "other")]).unwrap();
+        assert_eq!(lq.search, Some(vec![0xff, b'b']));
+        assert!(Cursor::parse(&format!("{text}.")).is_none());
     }
 }

@@ -20,6 +20,7 @@ mod resilience;
 mod revocation;
 mod rotation;
 mod sam;
+mod search;
 mod smoke;
 mod standing;
 mod template;
