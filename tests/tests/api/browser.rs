@@ -354,7 +354,7 @@ async fn a_user_manages_keys_usage_and_webhooks_in_the_console() {
     }
     let recent = find(&c, "main").await.text().await.unwrap();
     assert!(recent.contains("GET /api/v1/api-keys"), "recent requests");
-    screenshot(&c, "key", "figure.chart-box").await;
+    screenshot(&c, "key", "table.standing").await;
 
     // Rotate it: a new key shown once; the old one is marked rotated.
     click(&c, "button[aria-label=\"Rotate console key\"]").await;
