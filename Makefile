@@ -42,8 +42,8 @@ clippy:
 ## SAM transform for every combination of the shape-changing parameters
 ## (cfn-lint passes templates the transform refuses)
 ## The serverless rules (cfn-lint-serverless) too; the README says why each
-## rule left off is (ES2000, ES1007, ES4000, ES6000, WS1004).
-SERVERLESS_RULES_OFF := ES2000 ES1007 ES4000 ES6000 WS1004
+## rule left off is (ES1007, ES4000, ES6000, WS1004).
+SERVERLESS_RULES_OFF := ES1007 ES4000 ES6000 WS1004
 cfn-lint: setup
 	.local/venv/bin/cfn-lint template.yaml
 	.local/venv/bin/cfn-lint --append-rules cfn_lint_serverless.rules \
