@@ -13,7 +13,7 @@ use keyhub::http::routes::{self, Route};
 use lambda_http::{Body, Request, Response};
 
 use crate::call::{Call, Deps, Reply};
-use crate::{accounts, console, health, keys, usage, verify, webhooks, whoami};
+use crate::{accounts, conditional, console, health, keys, usage, verify, webhooks, whoami};
 
 #[tracing::instrument(skip_all, fields(method = %req.method(), request_id))]
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
@@ -81,10 +81,17 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
         }
         Err(rejection) => (Err(rejection.error()), rejection.rate, rejection.principal),
     };
+    let tag = match (&reply, endpoint) {
+        (Ok((200, body)), Some(endpoint)) => entity_tag(endpoint, body),
+        _ => None,
+    };
     let mut resp = match reply {
         Ok((status, body)) => request::json(status, &body, &request_id),
         Err(e) => request::error(&e, &request_id),
     };
+    if let Some(tag) = &tag {
+        conditional::apply(&req, &mut resp, tag);
+    }
     if endpoint.is_some_and(reveals_secret) {
         request::no_store(&mut resp);
     }
@@ -137,6 +144,16 @@ fn body_rule(endpoint: Endpoint) -> request::BodyRule {
         CreateAccount | UpdateAccount | CreateKey | UpdateKey | Verify | CreateWebhook
         | UpdateWebhook => request::BodyRule::Required,
         _ => request::BodyRule::Optional,
+    }
+}
+
+/// The reads that carry an `ETag` and answer `If-None-Match`.
+fn entity_tag(endpoint: Endpoint, body: &serde_json::Value) -> Option<conditional::EntityTag> {
+    use Endpoint::*;
+    match endpoint {
+        GetKey => Some(conditional::EntityTag::of_key(body)),
+        GetWebhook | ListKeys | ListWebhooks => Some(conditional::EntityTag::strong(body)),
+        _ => None,
     }
 }
 

@@ -3,6 +3,7 @@
 mod accounts;
 mod authority;
 pub mod call;
+mod conditional;
 pub mod console;
 pub mod handler;
 pub mod health;
