@@ -118,9 +118,10 @@ impl From<StoreError> for Rejection {
     }
 }
 
-/// Whether a route's calls count against the caller's limits. The verify
-/// route is not metered against the calling service's key: the key being
-/// verified is.
+/// Whether a route's calls count against the caller's limits. Every route
+/// of the management API is metered (`Route::metered`), verify too: the
+/// calling service pays one unit for its call, and the endpoint takes the
+/// verified key's own unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metering {
     Caller,
