@@ -13,12 +13,33 @@ use keyhub::http::routes::{self, Route};
 use lambda_http::{Body, Request, Response};
 
 use crate::call::{Call, Deps, Reply};
-use crate::{accounts, conditional, console, health, keys, usage, verify, webhooks, whoami};
+use crate::{
+    accounts, conditional, console, health, keys, usage, verify, version, webhooks, whoami,
+};
 
 #[tracing::instrument(skip_all, fields(method = %req.method(), request_id))]
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let request_id = request::request_id(&req);
     tracing::Span::current().record("request_id", request_id.as_str());
+    // The version first: every answer, errors included, says which one it
+    // speaks, and an unknown one is refused before anything else.
+    match version::requested(version::REGISTRY, &req) {
+        Ok(v) => {
+            let mut resp = answer(deps, req, request_id).await;
+            version::stamp(&mut resp, v);
+            resp
+        }
+        Err(e) => {
+            let mut resp = request::error(&e, &request_id);
+            if let Some(current) = version::current(version::REGISTRY) {
+                version::stamp(&mut resp, current);
+            }
+            resp
+        }
+    }
+}
+
+async fn answer(deps: &Deps, req: Request, request_id: String) -> Response<Body> {
     // The console's static files: no key, no metering.
     if let Some(resp) = console::serve(&req, deps.config.console, &request_id) {
         return resp;

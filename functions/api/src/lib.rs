@@ -12,6 +12,7 @@ pub mod listing;
 pub mod requests;
 mod usage;
 mod verify;
+pub mod version;
 mod webhooks;
 mod whoami;
 

@@ -27,5 +27,6 @@ mod standing;
 mod template;
 mod usage;
 mod validation;
+mod versioning;
 mod verify;
 mod webhooks;
