@@ -27,6 +27,6 @@ mod standing;
 mod template;
 mod usage;
 mod validation;
-mod versioning;
 mod verify;
+mod versioning;
 mod webhooks;
