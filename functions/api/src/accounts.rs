@@ -130,9 +130,15 @@ pub async fn update(call: &Call<'_>) -> Reply {
             other => other.into(),
         })?;
     call.publish(&events).await;
-    // This environment sees the new plan at once; others within the cache TTL.
+    // This environment sees the new plan at once; other environments within
+    // their cache TTL. API Gateway's cached answers carry the plan's limits
+    // too (a downgrade must not keep the old ones for up to an hour), so a
+    // changed plan flushes the stages as a revoked key does.
     for key in keys.iter().filter_map(|k| KeyId::parse(k)) {
         deps.auth.forget(&key);
+    }
+    if previous != body.plan {
+        call.flush_authorizer_cache().await;
     }
     tracing::info!(account_id = %id, plan = body.plan.as_str(), keys = keys.len(), "plan changed");
     Ok((200, view(call, &account).await?))

@@ -61,12 +61,16 @@ pub async fn sweep(deps: &Deps, now: Timestamp) -> Result<Report, StoreError> {
         keyhub::domain::events::EventKind::ApiKeyExpired,
         now,
     )
-    .await?;
-    if expired > 0
+    .await;
+    // A store failure partway has settled some keys already, and the next
+    // sweep will not find them again (their flag is gone): flush for them
+    // before giving up, or their cached Allow outlives the expiry.
+    if !matches!(expired, Ok(0))
         && let Some(flush) = &deps.flush
     {
         flush.flush().await;
     }
+    let expired = expired?;
     let before = now - chrono::Duration::from_std(deps.rotation_period).unwrap_or_default();
     // A rotated key is not due: rotation removed its flag.
     let due = deps.store.keys_due_for_rotation(before, deps.batch).await?;

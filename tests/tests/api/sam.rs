@@ -272,6 +272,16 @@ fn operations(c: &Case, api: &str) -> BTreeMap<(String, String), Value> {
     for (path, item) in paths {
         for (method, op) in item.as_object().into_iter().flatten() {
             let method = match method.as_str() {
+        // A stage whose cached answers the API flushes must not be refilled
+        // from the authorizer's own memory of a key just revoked.
+        let own_cache = authorizer
+            .get("KEYHUB_AUTH_CACHE_TTL_SECONDS")
+            .map(String::as_str);
+        if caching_stages(c).is_empty() {
+            assert_eq!(own_cache, None, "{}", c.label());
+        } else {
+            assert_eq!(own_cache, Some("0"), "{}", c.label());
+        }
                 "x-amazon-apigateway-any-method" => "ANY".to_string(),
                 m => m.to_ascii_uppercase(),
             };
@@ -669,6 +679,21 @@ fn caching_stages(c: &Case) -> Vec<String> {
 /// Every statement of a function's role that names an API Gateway action.
 fn apigateway_statements<'a>(c: &'a Case, function: &str) -> Vec<&'a Value> {
     c.resource(&format!("{function}Role"))["Properties"]["Policies"]
+#[test]
+fn the_api_may_read_the_counters_whose_standing_it_shows() {
+    // GET /api/v1/api-keys/{id} reads the key's and account's counter items
+    // for rate_limit_status (DynamoDB Local has no IAM, so only the role
+    // says whether AWS lets it); the guard's limiter updates them.
+    for c in deployed() {
+        for action in ["dynamodb:GetItem", "dynamodb:UpdateItem"] {
+            assert!(
+                !grants(c, "ApiFunction", action, "CountersTable").is_empty(),
+                "ApiFunction needs {action} on the counters"
+            );
+        }
+    }
+}
+
         .as_array()
         .into_iter()
         .flatten()
@@ -806,3 +831,7 @@ fn every_stage_writes_the_access_log_the_usage_function_is_subscribed_to() {
         }
     }
 }
+        // The region's setting outlives the stack, so its role must too.
+        let role = c.resource("ApiGatewayCloudWatchRole");
+        assert_eq!(role["DeletionPolicy"], "Retain");
+        assert_eq!(role["UpdateReplacePolicy"], "Retain");
