@@ -108,10 +108,24 @@ fn split_tags(value: &str) -> impl Iterator<Item = &str> {
 
 /// Puts the tag on a 200 and, where the client's copy is current, turns it
 /// into a 304 with no body (and none of the body's headers).
+///
+/// A tagged answer invites caching, and what it says depends on who asks:
+/// `private` keeps it out of shared caches (a proxy or CDN in front of the
+/// API), and `Vary` names the headers that carry the key, so even a cache
+/// that ignores `private` never answers one caller with another's copy.
 pub fn apply(req: &Request, resp: &mut Response<Body>, tag: &EntityTag) {
     if let Ok(v) = http::HeaderValue::from_str(&tag.header()) {
         resp.headers_mut().insert(http::header::ETAG, v);
     }
+    let headers = resp.headers_mut();
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("private, no-cache"),
+    );
+    headers.insert(
+        http::header::VARY,
+        http::HeaderValue::from_static("Authorization, X-API-Key, API-Version"),
+    );
     if none_match(req, tag) {
         *resp.status_mut() = http::StatusCode::NOT_MODIFIED;
         *resp.body_mut() = Body::Empty;

@@ -16,7 +16,19 @@ async fn get_if(app: &TestApp, path: &str, if_none_match: Option<&str>) -> Resp 
 
 fn etag(r: &Resp) -> String {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_private(r);
     r.header("etag").expect("an ETag").to_string()
+}
+
+/// A tagged answer depends on the caller's key: no shared cache may keep
+/// it, and any cache must key it by the headers that carry the key.
+fn assert_private(r: &Resp) {
+    let cache = r.header("cache-control").unwrap_or_default();
+    assert!(cache.contains("private"), "Cache-Control: {cache}");
+    let vary = r.header("vary").unwrap_or_default().to_ascii_lowercase();
+    for h in ["authorization", "x-api-key"] {
+        assert!(vary.contains(h), "Vary: {vary}");
+    }
 }
 
 /// 304: no body, the tag again, and the headers every answer has.
@@ -24,6 +36,7 @@ fn assert_not_modified(r: &Resp, tag: &str) {
     assert_eq!(r.status, StatusCode::NOT_MODIFIED, "{}", r.body);
     assert_eq!(r.body, json!(""), "a 304 has no body");
     assert_eq!(r.header("etag"), Some(tag));
+    assert_private(r);
     assert!(r.header("x-request-id").is_some());
     assert!(r.header("x-ratelimit-limit").is_some());
 }
