@@ -11,8 +11,9 @@ refuses, so this is what tells whether the stack deploys.
       as JSON, or exit 1 with the transform's (or a Rules assertion's) words
   sam_transform.py [--template T] --matrix
       every combination of the parameters that change the template's shape
-      (those the Conditions and Rules read): a JSON list of
-      {"parameters", "refused", "error", "template"}
+      (those the Conditions and Rules read), then EXTRA_SETS (parameters
+      tried one at a time against the defaults): a JSON list of
+      {"parameters", "extra", "refused", "error", "template"}
   sam_transform.py [--template T] --check
       the same combinations; prints what failed, exit 1 if the transform
       refused any combination that the Rules let through
@@ -49,6 +50,33 @@ SAMPLES = {
     "WafRateLimitPerIp": "2000",
     "AuthorizerCacheStages": "arn:aws:apigateway:us-east-1::/restapis/abc123/stages/prod,arn:aws:apigateway:eu-west-1::/restapis/def456/stages/v1",
 }
+
+# Parameters tried one set at a time against the product of the others
+# rather than multiplied into it (each would double the matrix): every entry
+# is one extra parameter set, the values it gives; the rest keep their
+# defaults. Their parameters leave the product.
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+EXTRA_SETS = [
+    {"CustomDomainName": "api.example.com", "CustomDomainCertificateArn": CERTIFICATE},
+    {"CustomDomainName": "api.example.com", "CustomDomainCertificateArn": CERTIFICATE, "CustomDomainBasePath": "keyhub"},
+    {"CustomDomainName": "api.example.com", "CustomDomainCertificateArn": CERTIFICATE, "CustomDomainHostedZoneId": "Z0123456789ABCDEFGHIJ"},
+    # Refused by the Rules: a name without its certificate, settings without a name.
+    {"CustomDomainName": "api.example.com"},
+    {"CustomDomainBasePath": "keyhub"},
+    {"WebhookEgressNatGateways": "1"},
+    {"WebhookEgressNatGateways": "2"},
+    # All of them at once, beside the example's API and the WAF.
+    {
+        "CustomDomainName": "api.example.com",
+        "CustomDomainCertificateArn": CERTIFICATE,
+        "CustomDomainBasePath": "keyhub",
+        "CustomDomainHostedZoneId": "Z0123456789ABCDEFGHIJ",
+        "WebhookEgressNatGateways": "2",
+        "DeployExample": "true",
+        "WafRateLimitPerIp": "2000",
+    },
+]
+EXTRA_PARAMETERS = sorted({n for s in EXTRA_SETS for n in s} - {"DeployExample", "WafRateLimitPerIp"})
 
 PSEUDO = {
     "AWS::Region": "us-east-1",
@@ -109,7 +137,7 @@ def shape_parameters(template):
     params = template.get("Parameters", {})
     names = refs_in([template.get("Conditions", {}), template.get("Rules", {})], set())
     out = {}
-    for name in sorted(n for n in names if n in params):
+    for name in sorted(n for n in names if n in params and n not in EXTRA_PARAMETERS):
         p = params[name]
         if "AllowedValues" in p:
             out[name] = [as_text(v) for v in p["AllowedValues"]]
@@ -260,10 +288,12 @@ def run(template, overrides):
 def matrix(template):
     shape = shape_parameters(template)
     names = list(shape)
+    defaults = {n: as_text(template["Parameters"][n].get("Default", "")) for n in names + EXTRA_PARAMETERS}
+    sets = [(dict(defaults, **dict(zip(names, combo))), False) for combo in itertools.product(*(shape[n] for n in names))]
+    sets += [(dict(defaults, **extra), True) for extra in EXTRA_SETS]
     results = []
-    for combo in itertools.product(*(shape[n] for n in names)):
-        params = dict(zip(names, combo))
-        entry = {"parameters": params, "refused": None, "error": None, "template": None}
+    for params, is_extra in sets:
+        entry = {"parameters": params, "extra": is_extra, "refused": None, "error": None, "template": None}
         try:
             entry["template"] = run(template, params)
         except Refused as e:

@@ -20,6 +20,9 @@ use serde_json::Value;
 #[derive(Debug, serde::Deserialize)]
 struct Case {
     parameters: BTreeMap<String, String>,
+    /// One of the parameter sets tried one at a time against the product
+    /// of the others (`EXTRA_SETS` in the script).
+    extra: bool,
     /// A Rules assertion refused the parameters (before any resource).
     refused: Option<String>,
     /// The transform refused the template.
@@ -139,6 +142,17 @@ fn the_transform_accepts_every_parameter_set_the_rules_let_through() {
     assert!(seen("AuthorizerCacheStages").contains(""));
     assert!(seen("AuthorizerCacheStages").len() >= 2);
     assert!(cases.iter().filter(|c| c.deploys()).count() >= cases.len() / 2);
+    // The custom domain and the egress VPC, one set at a time: a few sets
+    // beside the product, not a product four times the size.
+    assert_eq!(
+        seen("WebhookEgressNatGateways"),
+        BTreeSet::from(["0", "1", "2"])
+    );
+    for name in EXTRA_PARAMETERS {
+        assert!(seen(name).len() >= 2, "{name} is never set");
+    }
+    let extra = cases.iter().filter(|c| c.extra).count();
+    assert!(extra > 0 && extra * 10 < cases.len(), "{extra} extra sets");
 }
 
 #[test]
@@ -146,14 +160,18 @@ fn a_cache_with_no_identity_header_is_refused_before_anything_is_made() {
     for c in matrix() {
         let caching = c.param("AuthorizerCacheTtl") != "0";
         let header = c.param("AuthorizerIdentityHeader");
-        assert_eq!(
-            c.refused.is_some(),
-            caching && header.is_empty(),
-            "{}",
-            c.label()
-        );
-        if let Some(why) = &c.refused {
-            assert!(why.contains("AuthorizerIdentityHeader"), "{why}");
+        let by_this_rule = c
+            .refused
+            .as_deref()
+            .is_some_and(|why| why.starts_with("rule CacheNeedsIdentityHeader:"));
+        assert_eq!(by_this_rule, caching && header.is_empty(), "{}", c.label());
+        if by_this_rule {
+            assert!(
+                c.refused
+                    .as_ref()
+                    .unwrap()
+                    .contains("AuthorizerIdentityHeader")
+            );
         }
     }
 }
@@ -254,6 +272,16 @@ fn every_function_starts_with_the_environment_the_template_gives_it() {
             Some(header)
         );
         KeyHeader::parse(header).unwrap_or_else(|e| panic!("{header:?}: {e}"));
+        // A stage whose cached answers the API flushes must not be refilled
+        // from the authorizer's own memory of a key just revoked.
+        let own_cache = authorizer
+            .get("KEYHUB_AUTH_CACHE_TTL_SECONDS")
+            .map(String::as_str);
+        if caching_stages(c).is_empty() {
+            assert_eq!(own_cache, None, "{}", c.label());
+        } else {
+            assert_eq!(own_cache, Some("0"), "{}", c.label());
+        }
         let scopes = authorizer
             .get("KEYHUB_ROUTE_SCOPES")
             .expect("the authorizer gets its route table");
@@ -272,16 +300,6 @@ fn operations(c: &Case, api: &str) -> BTreeMap<(String, String), Value> {
     for (path, item) in paths {
         for (method, op) in item.as_object().into_iter().flatten() {
             let method = match method.as_str() {
-        // A stage whose cached answers the API flushes must not be refilled
-        // from the authorizer's own memory of a key just revoked.
-        let own_cache = authorizer
-            .get("KEYHUB_AUTH_CACHE_TTL_SECONDS")
-            .map(String::as_str);
-        if caching_stages(c).is_empty() {
-            assert_eq!(own_cache, None, "{}", c.label());
-        } else {
-            assert_eq!(own_cache, Some("0"), "{}", c.label());
-        }
                 "x-amazon-apigateway-any-method" => "ANY".to_string(),
                 m => m.to_ascii_uppercase(),
             };
@@ -607,9 +625,10 @@ fn grants<'a>(c: &'a Case, function: &str, action: &str, table: &str) -> Vec<&'a
 #[test]
 fn workers_write_only_what_their_code_writes() {
     for c in deployed() {
-        // The example's guard and the sweeper put events in the outbox
-        // partition and clear them; no other item of the webhooks table.
-        let mut outbox_writers = vec!["SweeperFunction"];
+        // The example's guard, the sweeper and usage (usage.anomaly) put
+        // events in the outbox partition and clear them; no other item of
+        // the webhooks table.
+        let mut outbox_writers = vec!["SweeperFunction", "UsageFunction"];
         if c.param("DeployExample") == "true" {
             outbox_writers.push("ExampleFunction");
         }
@@ -655,6 +674,21 @@ fn workers_write_only_what_their_code_writes() {
     }
 }
 
+#[test]
+fn the_api_may_read_the_counters_whose_standing_it_shows() {
+    // GET /api/v1/api-keys/{id} reads the key's and account's counter items
+    // for rate_limit_status (DynamoDB Local has no IAM, so only the role
+    // says whether AWS lets it); the guard's limiter updates them.
+    for c in deployed() {
+        for action in ["dynamodb:GetItem", "dynamodb:UpdateItem"] {
+            assert!(
+                !grants(c, "ApiFunction", action, "CountersTable").is_empty(),
+                "ApiFunction needs {action} on the counters"
+            );
+        }
+    }
+}
+
 /// The stages whose authorizer cache a parameter set asks the API and the
 /// sweeper to flush: the example API's when it caches, then
 /// `AuthorizerCacheStages`.
@@ -679,21 +713,6 @@ fn caching_stages(c: &Case) -> Vec<String> {
 /// Every statement of a function's role that names an API Gateway action.
 fn apigateway_statements<'a>(c: &'a Case, function: &str) -> Vec<&'a Value> {
     c.resource(&format!("{function}Role"))["Properties"]["Policies"]
-#[test]
-fn the_api_may_read_the_counters_whose_standing_it_shows() {
-    // GET /api/v1/api-keys/{id} reads the key's and account's counter items
-    // for rate_limit_status (DynamoDB Local has no IAM, so only the role
-    // says whether AWS lets it); the guard's limiter updates them.
-    for c in deployed() {
-        for action in ["dynamodb:GetItem", "dynamodb:UpdateItem"] {
-            assert!(
-                !grants(c, "ApiFunction", action, "CountersTable").is_empty(),
-                "ApiFunction needs {action} on the counters"
-            );
-        }
-    }
-}
-
         .as_array()
         .into_iter()
         .flatten()
@@ -812,6 +831,10 @@ fn every_stage_writes_the_access_log_the_usage_function_is_subscribed_to() {
             &account["Properties"]["CloudWatchRoleArn"],
             "ApiGatewayCloudWatchRole"
         ));
+        // The region's setting outlives the stack, so its role must too.
+        let role = c.resource("ApiGatewayCloudWatchRole");
+        assert_eq!(role["DeletionPolicy"], "Retain");
+        assert_eq!(role["UpdateReplacePolicy"], "Retain");
         for (id, api) in c.of_type("AWS::ApiGateway::RestApi") {
             let on = &api["DependsOn"];
             assert!(
@@ -831,7 +854,434 @@ fn every_stage_writes_the_access_log_the_usage_function_is_subscribed_to() {
         }
     }
 }
-        // The region's setting outlives the stack, so its role must too.
-        let role = c.resource("ApiGatewayCloudWatchRole");
-        assert_eq!(role["DeletionPolicy"], "Retain");
-        assert_eq!(role["UpdateReplacePolicy"], "Retain");
+
+// --- The custom domain and the egress VPC (issue 15, items 7 and 8) -------
+
+/// The parameters the matrix tries a set at a time (the script's
+/// `EXTRA_SETS`), outside the product of the others.
+const EXTRA_PARAMETERS: [&str; 5] = [
+    "CustomDomainBasePath",
+    "CustomDomainCertificateArn",
+    "CustomDomainHostedZoneId",
+    "CustomDomainName",
+    "WebhookEgressNatGateways",
+];
+
+/// The product's parameter set an extra set was varied from: the same
+/// values, with the extra parameters at their defaults.
+fn base_of(c: &Case) -> &'static Case {
+    matrix()
+        .iter()
+        .find(|b| {
+            !b.extra
+                && b.parameters.iter().all(|(k, v)| {
+                    EXTRA_PARAMETERS.contains(&k.as_str()) || c.parameters.get(k) == Some(v)
+                })
+        })
+        .unwrap_or_else(|| panic!("{}: no base set", c.label()))
+}
+
+fn outputs(c: &Case) -> &serde_json::Map<String, Value> {
+    c.template.as_ref().unwrap()["Outputs"]
+        .as_object()
+        .expect("outputs")
+}
+
+#[test]
+fn custom_domain_settings_are_refused_unless_a_name_and_its_certificate_go_together() {
+    let mut refused = BTreeSet::new();
+    for c in matrix() {
+        let name = c.param("CustomDomainName");
+        let cert = c.param("CustomDomainCertificateArn");
+        let rest = [
+            cert,
+            c.param("CustomDomainBasePath"),
+            c.param("CustomDomainHostedZoneId"),
+        ];
+        let expected = if name.is_empty() {
+            rest.iter().any(|v| !v.is_empty())
+        } else {
+            cert.is_empty()
+        };
+        let why = c.refused.as_deref().unwrap_or_default();
+        assert_eq!(
+            why.starts_with("rule CustomDomain"),
+            expected,
+            "{}: {why}",
+            c.label()
+        );
+        if expected {
+            refused.insert(why.split(':').next().unwrap_or_default().to_string());
+        }
+    }
+    assert_eq!(refused.len(), 2, "both rules are tried: {refused:?}");
+}
+
+#[test]
+fn the_custom_domain_maps_the_stage_root_so_the_version_appears_once() {
+    let mut on = 0;
+    for c in deployed() {
+        let name = c.param("CustomDomainName");
+        let domains: Vec<_> = c.of_type("AWS::ApiGateway::DomainName").collect();
+        let mappings: Vec<_> = c.of_type("AWS::ApiGateway::BasePathMapping").collect();
+        let records: Vec<_> = c.of_type("AWS::Route53::RecordSet").collect();
+        let out = outputs(c);
+        if name.is_empty() {
+            assert!(domains.is_empty() && mappings.is_empty() && records.is_empty());
+            assert!(!out.contains_key("ApiCustomDomainUrl"), "{}", c.label());
+            assert!(!out.contains_key("ApiCustomDomainTarget"), "{}", c.label());
+            continue;
+        }
+        on += 1;
+        let [(domain_id, domain)] = domains.as_slice() else {
+            panic!("{}: one domain expected", c.label())
+        };
+        let d = &domain["Properties"];
+        assert_eq!(d["DomainName"].as_str(), Some(name));
+        assert_eq!(
+            d["RegionalCertificateArn"].as_str(),
+            Some(c.param("CustomDomainCertificateArn"))
+        );
+        assert_eq!(
+            d["EndpointConfiguration"]["Types"],
+            serde_json::json!(["REGIONAL"])
+        );
+        assert_eq!(d["SecurityPolicy"], "TLS_1_2");
+
+        let [(_, mapping)] = mappings.as_slice() else {
+            panic!("{}: one base path mapping expected", c.label())
+        };
+        let m = &mapping["Properties"];
+        assert!(names(&m["DomainName"], domain_id));
+        assert!(names(&m["RestApiId"], "Api"));
+        // The stage resource, so the mapping is made after the stage.
+        assert!(names(&m["Stage"], "ApiStage"), "{}", m["Stage"]);
+        let base = c.param("CustomDomainBasePath");
+        assert_eq!(m["BasePath"].as_str(), (!base.is_empty()).then_some(base));
+
+        // The stage's root is the domain's (or the base path's): the
+        // contract's paths follow with their one version.
+        let url = out["ApiCustomDomainUrl"]["Value"].as_str().unwrap();
+        let root = if base.is_empty() {
+            format!("https://{name}")
+        } else {
+            format!("https://{name}/{base}")
+        };
+        assert_eq!(url, format!("{root}/api/v1"));
+        for r in ROUTES {
+            assert!(r.path.starts_with("/api/v1/"), "{}", r.path);
+        }
+        assert_eq!(url.matches("v1").count(), 1, "{url}");
+        assert!(names(&out["ApiCustomDomainTarget"]["Value"], domain_id));
+
+        let zone = c.param("CustomDomainHostedZoneId");
+        if zone.is_empty() {
+            assert!(records.is_empty(), "{}", c.label());
+            continue;
+        }
+        let [(_, record)] = records.as_slice() else {
+            panic!("{}: one record expected", c.label())
+        };
+        let r = &record["Properties"];
+        assert_eq!(r["HostedZoneId"].as_str(), Some(zone));
+        assert_eq!(r["Name"].as_str(), Some(name));
+        assert_eq!(r["Type"], "A");
+        assert!(names(&r["AliasTarget"]["DNSName"], domain_id));
+        assert!(names(&r["AliasTarget"]["HostedZoneId"], domain_id));
+    }
+    assert!(on >= 3, "{on} sets with a custom domain");
+}
+
+/// The statements of the webhook function's role that deny it the network
+/// interface actions (SAM's VPC policy taken back).
+fn eni_denials(role: &Value) -> Vec<&Value> {
+    role["Properties"]["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| {
+            p["PolicyDocument"]["Statement"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .filter(|st| {
+            st["Effect"] == "Deny"
+                && st["Action"]
+                    .to_string()
+                    .contains("ec2:CreateNetworkInterface")
+        })
+        .collect()
+}
+
+/// `a.b.c.d/n` as its first address and size.
+fn ipv4_network(cidr: &str) -> (u32, u32) {
+    let (addr, len) = cidr.split_once('/').expect("a CIDR");
+    let addr: std::net::Ipv4Addr = addr.parse().expect("an IPv4 address");
+    let len: u32 = len.parse().expect("a prefix length");
+    (u32::from(addr), 1u32 << (32 - len))
+}
+
+/// The route table associated with a subnet, and its default route.
+fn default_route<'a>(c: &'a Case, subnet: &str) -> &'a Value {
+    let (_, assoc) = c
+        .of_type("AWS::EC2::SubnetRouteTableAssociation")
+        .find(|(_, a)| names(&a["Properties"]["SubnetId"], subnet))
+        .unwrap_or_else(|| panic!("{}: {subnet} has no route table", c.label()));
+    let table = assoc["Properties"]["RouteTableId"]["Ref"].as_str().unwrap();
+    let (_, route) = c
+        .of_type("AWS::EC2::Route")
+        .find(|(_, r)| {
+            names(&r["Properties"]["RouteTableId"], table)
+                && r["Properties"]["DestinationCidrBlock"] == "0.0.0.0/0"
+        })
+        .unwrap_or_else(|| panic!("{}: {table} has no default route", c.label()));
+    &route["Properties"]
+}
+
+#[test]
+fn webhooks_leave_through_the_nat_gateways_addresses_only_when_asked_for() {
+    let mut on = BTreeSet::new();
+    for c in deployed() {
+        let nats: usize = c.param("WebhookEgressNatGateways").parse().unwrap();
+        let function = &c.resource("WebhooksFunction")["Properties"];
+        let env = environment(c, "WebhooksFunction");
+        // The function runs with the default address policy everywhere.
+        assert!(!env.contains_key("KEYHUB_WEBHOOK_ALLOWED_NETWORKS"));
+        assert!(!env.contains_key("KEYHUB_WEBHOOK_ALLOW_HTTP"));
+        let denials = eni_denials(c.resource("WebhooksFunctionRole"));
+        if nats == 0 {
+            assert!(function.get("VpcConfig").is_none(), "{}", c.label());
+            assert!(
+                c.resources().values().all(|r| !r["Type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("AWS::EC2::")),
+                "{}: EC2 resources without egress",
+                c.label()
+            );
+            assert!(!outputs(c).contains_key("WebhookEgressIps"));
+            // SAM's VPC policy is on the role anyway; every network
+            // interface action of it is denied.
+            let [deny] = denials.as_slice() else {
+                panic!("{}: {denials:?}", c.label())
+            };
+            for action in [
+                "ec2:CreateNetworkInterface",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeSubnets",
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ] {
+                assert!(deny["Action"].to_string().contains(action), "{action}");
+            }
+            assert_eq!(deny["Resource"], "*");
+            continue;
+        }
+        on.insert(nats);
+        assert!(denials.is_empty(), "{}: {denials:?}", c.label());
+        let vpc = &function["VpcConfig"];
+        let subnets: Vec<&str> = vpc["SubnetIds"]
+            .as_array()
+            .expect("subnets")
+            .iter()
+            .map(|s| s["Ref"].as_str().expect("a subnet of the stack's"))
+            .collect();
+        assert_eq!(subnets.len(), 2, "{}", c.label());
+        let zone = |s: &str| c.resource(s)["Properties"]["AvailabilityZone"].clone();
+        assert_ne!(zone(subnets[0]), zone(subnets[1]), "two zones");
+
+        // Private subnets: their way out is a NAT gateway, whose own subnet
+        // goes out through the internet gateway, from its Elastic IP.
+        let mut used_nats = BTreeSet::new();
+        for s in &subnets {
+            let nat = default_route(c, s)["NatGatewayId"]["Ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}: {s} does not go out through a NAT", c.label()));
+            used_nats.insert(nat);
+        }
+        let gateways: Vec<_> = c.of_type("AWS::EC2::NatGateway").collect();
+        let eips: Vec<_> = c.of_type("AWS::EC2::EIP").collect();
+        assert_eq!(gateways.len(), nats, "{}", c.label());
+        assert_eq!(eips.len(), nats, "{}", c.label());
+        assert_eq!(used_nats.len(), nats, "each gateway serves a zone");
+        for (id, nat) in &gateways {
+            assert!(used_nats.contains(id.as_str()));
+            let p = &nat["Properties"];
+            let subnet = p["SubnetId"]["Ref"].as_str().unwrap();
+            let igw = default_route(c, subnet)["GatewayId"]["Ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}'s subnet is not public"));
+            assert_eq!(c.resource(igw)["Type"], "AWS::EC2::InternetGateway");
+            let eip = p["AllocationId"]["Fn::GetAtt"][0].as_str().unwrap();
+            assert_eq!(c.resource(eip)["Type"], "AWS::EC2::EIP");
+        }
+        let listed = &outputs(c)["WebhookEgressIps"]["Value"];
+        for (eip, _) in &eips {
+            assert!(
+                names(listed, eip),
+                "{}: {eip} is not in the output",
+                c.label()
+            );
+        }
+
+        // In: nothing. Out: TCP anywhere (receivers and the AWS APIs).
+        let [group] = vpc["SecurityGroupIds"].as_array().unwrap().as_slice() else {
+            panic!("one security group")
+        };
+        let group = &c.resource(group["Ref"].as_str().unwrap())["Properties"];
+        assert!(group.get("SecurityGroupIngress").is_none());
+        for rule in group["SecurityGroupEgress"].as_array().unwrap() {
+            assert_eq!(rule["IpProtocol"], "tcp");
+            assert_eq!(rule["CidrIp"], "0.0.0.0/0");
+        }
+        // DynamoDB from the private subnets without the NAT.
+        let (_, endpoint) = c
+            .of_type("AWS::EC2::VPCEndpoint")
+            .find(|(_, e)| e["Properties"]["ServiceName"] == "com.amazonaws.us-east-1.dynamodb")
+            .expect("a DynamoDB endpoint");
+        assert_eq!(endpoint["Properties"]["VpcEndpointType"], "Gateway");
+        for s in &subnets {
+            let (_, assoc) = c
+                .of_type("AWS::EC2::SubnetRouteTableAssociation")
+                .find(|(_, a)| names(&a["Properties"]["SubnetId"], s))
+                .unwrap();
+            let table = assoc["Properties"]["RouteTableId"]["Ref"].as_str().unwrap();
+            assert!(names(&endpoint["Properties"]["RouteTableIds"], table));
+        }
+
+        // The address policy the function runs with refuses every address
+        // of the VPC (the NAT gateways', the resolver's at base + 2, other
+        // functions' interfaces), and the metadata and DNS link-local ones.
+        let policy = keyhub::netpolicy::AddressPolicy::parse("", false).unwrap();
+        let [(_, vpc_resource)] = c.of_type("AWS::EC2::VPC").collect::<Vec<_>>()[..] else {
+            panic!("one VPC")
+        };
+        let vpc_cidr = vpc_resource["Properties"]["CidrBlock"].as_str().unwrap();
+        let (vpc_first, vpc_size) = ipv4_network(vpc_cidr);
+        let mut cidrs = vec![vpc_cidr];
+        for (_, s) in c.of_type("AWS::EC2::Subnet") {
+            let cidr = s["Properties"]["CidrBlock"].as_str().unwrap();
+            let (first, size) = ipv4_network(cidr);
+            assert!(
+                first >= vpc_first && first + size <= vpc_first + vpc_size,
+                "{cidr}"
+            );
+            cidrs.push(cidr);
+        }
+        for cidr in cidrs {
+            let (first, size) = ipv4_network(cidr);
+            for offset in [0, 1, 2, 3, size / 2, size - 2, size - 1] {
+                let ip = std::net::Ipv4Addr::from(first + offset);
+                assert!(!policy.allows(ip.into()), "{ip} in {cidr} is allowed");
+            }
+        }
+        for ip in [
+            "169.254.169.254",
+            "169.254.169.253",
+            "169.254.169.123",
+            "fd00:ec2::254",
+            "fd00:ec2::253",
+        ] {
+            assert!(!policy.allows(ip.parse().unwrap()), "{ip}");
+        }
+    }
+    assert_eq!(on, BTreeSet::from([1, 2]));
+}
+
+/// `ExampleApi`'s deployment is named afresh by every transform
+/// (`AlwaysDeploy`): its id, and each reference to it, without the suffix.
+fn without_deployment_suffix(text: &str) -> String {
+    const NAME: &str = "ExampleApiDeployment";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(NAME) {
+        out.push_str(&rest[..at + NAME.len()]);
+        rest = &rest[at + NAME.len()..];
+        let hex = rest.bytes().take_while(|b| b.is_ascii_hexdigit()).count();
+        rest = &rest[hex..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A case's resources with `ExampleApi`'s deployment named (and
+/// described, by the same fresh hash) alike.
+fn comparable(c: &Case) -> BTreeMap<String, Value> {
+    c.resources()
+        .iter()
+        .map(|(id, r)| {
+            let mut r: Value =
+                serde_json::from_str(&without_deployment_suffix(&r.to_string())).unwrap();
+            let id = without_deployment_suffix(id);
+            if id == "ExampleApiDeployment" {
+                r["Properties"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("Description");
+            }
+            (id, r)
+        })
+        .collect()
+}
+
+#[test]
+fn a_custom_domain_or_the_egress_vpc_changes_nothing_else() {
+    let mut compared = 0;
+    for c in matrix().iter().filter(|c| c.extra && c.deploys()) {
+        let base = base_of(c);
+        let (before_all, after_all) = (comparable(base), comparable(c));
+        let domain = !c.param("CustomDomainName").is_empty();
+        let egress = c.param("WebhookEgressNatGateways") != "0";
+        let ours = |id: &str| {
+            (domain && ["ApiDomainName", "ApiBasePathMapping", "ApiDomainRecord"].contains(&id))
+                || (egress && id.starts_with("WebhookEgress"))
+        };
+        for (id, before) in &before_all {
+            let mut after = after_all
+                .get(id)
+                .unwrap_or_else(|| panic!("{}: {id} is gone", c.label()))
+                .clone();
+            let mut before = before.clone();
+            if egress && id == "WebhooksFunction" {
+                after["Properties"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("VpcConfig");
+            }
+            if egress && id == "WebhooksFunctionRole" {
+                for policy in before["Properties"]["Policies"].as_array_mut().unwrap() {
+                    if let Some(st) = policy["PolicyDocument"]["Statement"].as_array_mut() {
+                        st.retain(|s| {
+                            !(s["Effect"] == "Deny"
+                                && s["Action"]
+                                    .to_string()
+                                    .contains("ec2:CreateNetworkInterface"))
+                        });
+                    }
+                }
+            }
+            assert_eq!(after, before, "{}: {id} changed", c.label());
+        }
+        for id in after_all.keys() {
+            assert!(
+                before_all.contains_key(id) || ours(id),
+                "{}: {id} is new",
+                c.label()
+            );
+        }
+        let (before, after) = (outputs(base), outputs(c));
+        for (id, v) in before {
+            assert_eq!(after.get(id), Some(v), "{}: output {id}", c.label());
+        }
+        for id in after.keys() {
+            let expected = before.contains_key(id)
+                || (domain && (id == "ApiCustomDomainUrl" || id == "ApiCustomDomainTarget"))
+                || (egress && id == "WebhookEgressIps");
+            assert!(expected, "{}: output {id} is new", c.label());
+        }
+        compared += 1;
+    }
+    assert!(compared >= 6, "{compared} sets compared");
+}
