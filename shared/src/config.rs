@@ -78,6 +78,12 @@ pub struct Config {
     pub usage_redrive_window: Duration,
     /// How long the per-hour usage sums are kept.
     pub usage_aggregate_retention: Duration,
+    /// A key's hour is a `usage.anomaly` above this many times its trailing
+    /// 24 hours' hourly average (`KEYHUB_ANOMALY_FACTOR`, default 10)...
+    pub anomaly_factor: f64,
+    /// ...and with at least this many requests (`KEYHUB_ANOMALY_MIN_REQUESTS`,
+    /// default 100), so that a quiet key's first requests do not fire.
+    pub anomaly_min_requests: u64,
     pub webhooks: WebhookSettings,
     /// Keys older than this owe an `api_key.rotation_due` event.
     pub rotation_period: Duration,
@@ -295,6 +301,8 @@ impl Config {
             usage_aggregate_retention: Duration::from_secs_f64(
                 number("KEYHUB_USAGE_AGGREGATE_RETENTION_DAYS", 400.0)? * 86_400.0,
             ),
+            anomaly_factor: number("KEYHUB_ANOMALY_FACTOR", 10.0)?,
+            anomaly_min_requests: number("KEYHUB_ANOMALY_MIN_REQUESTS", 100.0)?.round() as u64,
             webhooks: WebhookSettings {
                 queue_url: get("WEBHOOK_QUEUE_URL").filter(|v| !v.is_empty()),
                 key_secret_id: get("WEBHOOK_KEY_SECRET_ID").filter(|v| !v.is_empty()),

@@ -188,10 +188,18 @@ impl LocalStack {
     }
 
     pub fn usage_deps(&self) -> keyhub_usage::Deps {
+        let threshold = keyhub_usage::anomaly::Threshold {
+            factor: self.config.anomaly_factor,
+            min_requests: self.config.anomaly_min_requests,
+        };
         keyhub_usage::Deps::new(
             self.store.clone(),
             self.config.usage_retention,
             self.config.usage_aggregate_retention,
+        )
+        .with_anomalies(
+            self.event_bus()
+                .map(|bus| keyhub_usage::anomaly::Anomalies::new(threshold, bus)),
         )
     }
 

@@ -162,8 +162,8 @@ fn find_route(req: &Request) -> Found {
 fn body_rule(endpoint: Endpoint) -> request::BodyRule {
     use Endpoint::*;
     match endpoint {
-        CreateAccount | UpdateAccount | CreateKey | UpdateKey | Verify | CreateWebhook
-        | UpdateWebhook => request::BodyRule::Required,
+        CreateAccount | UpdateAccount | CreateKey | UpdateKey | BulkKeys | Verify
+        | CreateWebhook | UpdateWebhook => request::BodyRule::Required,
         _ => request::BodyRule::Optional,
     }
 }
@@ -199,6 +199,7 @@ enum Endpoint {
     UpdateKey,
     DeleteKey,
     RotateKey,
+    BulkKeys,
     WhoAmI,
     Verify,
     KeyUsage,
@@ -228,6 +229,7 @@ fn endpoint(route: &Route) -> Option<Endpoint> {
         (&Method::PUT | &Method::PATCH, "/api/v1/api-keys/{id}") => Endpoint::UpdateKey,
         (&Method::DELETE, "/api/v1/api-keys/{id}") => Endpoint::DeleteKey,
         (&Method::POST, "/api/v1/api-keys/{id}/rotate") => Endpoint::RotateKey,
+        (&Method::POST, "/api/v1/api-keys/bulk") => Endpoint::BulkKeys,
         (&Method::GET, "/api/v1/whoami") => Endpoint::WhoAmI,
         (&Method::POST, "/api/v1/keys/verify") => Endpoint::Verify,
         (&Method::GET, "/api/v1/api-keys/{id}/usage") => Endpoint::KeyUsage,
@@ -263,6 +265,7 @@ async fn dispatch(endpoint: Option<Endpoint>, call: &Call<'_>) -> Reply {
         Endpoint::UpdateKey => keys::update(call).await,
         Endpoint::DeleteKey => keys::delete(call).await,
         Endpoint::RotateKey => keys::rotate(call).await,
+        Endpoint::BulkKeys => keys::bulk(call).await,
         Endpoint::WhoAmI => whoami::get(call).await,
         Endpoint::Verify => verify::verify(call).await,
         Endpoint::KeyUsage => usage::series(call).await,

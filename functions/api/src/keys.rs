@@ -1,4 +1,5 @@
-//! `/api/v1/api-keys`: create, list, read, update, delete and rotate keys.
+//! `/api/v1/api-keys`: create, list, read, update, delete and rotate keys,
+//! and deactivate or delete many at once.
 //! Every read and write is scoped to the caller's account.
 
 use keyhub::ApiError;
@@ -14,7 +15,8 @@ use crate::authority::Authority;
 use crate::call::{Call, Reply};
 use crate::listing::{ListQuery, paginate};
 use crate::requests::{
-    CreateKey, DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, RotateKey, UpdateKey, When,
+    BulkAction, BulkKeys, CreateKey, DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, RotateKey,
+    UpdateKey, When,
 };
 
 const KEY: &str = "API key";
@@ -41,6 +43,12 @@ pub(crate) fn may_grant(call: &Call<'_>, scopes: &Scopes) -> Result<(), ApiError
 /// malformed id cannot exist, so it is not found without a read.
 async fn owned_key(call: &Call<'_>) -> Result<KeyRecord, ApiError> {
     let id = KeyId::parse(call.param("id")).ok_or_else(not_found)?;
+    owned(call, &id).await
+}
+
+/// Key `id`, if it belongs to the caller's account; another account's is
+/// not found, exactly as a missing one.
+async fn owned(call: &Call<'_>, id: &KeyId) -> Result<KeyRecord, ApiError> {
     call.deps
         .store
         .get_account_key(&call.principal.account_id, id.as_str())
@@ -198,12 +206,32 @@ pub async fn update(call: &Call<'_>) -> Reply {
         expires_at,
         metadata: body.metadata.map(|m| m.map(|m| m.0).unwrap_or_default()),
     };
-    // Read, check, change, write unless changed meanwhile; the event carries
-    // the key as it now is. One retry after a concurrent change.
+    let (before, record) = change_key(call, &rules, &id, &patch, |_| Ok(())).await?;
+    if changes_the_check(&before, &record) {
+        call.flush_authorizer_cache().await;
+    }
+    Ok((200, view(call, &record)))
+}
+
+/// Applies `patch` to key `id` of the caller's account: read, check, change,
+/// write unless changed meanwhile; the event carries the key as it now is.
+/// One retry after a concurrent change, then 409. `refuse` is one more check
+/// on the key as read (a bulk deactivation refuses an inactive key). The
+/// change's event is sent and this environment forgets the key; API
+/// Gateway's cache is the caller's to flush, once per request. Returns the
+/// key before and after.
+async fn change_key(
+    call: &Call<'_>,
+    rules: &Authority<'_>,
+    id: &KeyId,
+    patch: &KeyPatch,
+    refuse: fn(&KeyRecord) -> Result<(), ApiError>,
+) -> Result<(KeyRecord, KeyRecord), ApiError> {
     let mut tries = 0;
     let (before, record) = loop {
-        let current = owned_key(call).await?;
+        let current = owned(call, id).await?;
         rules.may_act_on(&current)?;
+        refuse(&current)?;
         if let Some(to) = patch.expires_at {
             rules.change_expiry(&current, to, call.now)?;
         }
@@ -213,7 +241,7 @@ pub async fn update(call: &Call<'_>) -> Reply {
         if let Some(to) = patch.rate_limits {
             rules.change_limits(&current, to)?;
         }
-        let updated = current.apply(&patch, call.now);
+        let updated = current.apply(patch, call.now);
         let kind = if current.is_active && !updated.is_active {
             keyhub::domain::events::EventKind::ApiKeyRevoked
         } else {
@@ -223,7 +251,7 @@ pub async fn update(call: &Call<'_>) -> Reply {
         match call
             .deps
             .store
-            .update_key(&current, &patch, call.now, &events)
+            .update_key(&current, patch, call.now, &events)
             .await
         {
             Ok(()) => {
@@ -234,23 +262,26 @@ pub async fn update(call: &Call<'_>) -> Reply {
             Err(e) => return Err(not_found_as_key(e)),
         }
     };
-    call.deps.auth.forget(&id);
-    if changes_the_check(&before, &record) {
-        call.flush_authorizer_cache().await;
-    }
+    call.deps.auth.forget(id);
     tracing::info!(key_id = %record.id, "key updated");
-    Ok((200, view(call, &record)))
+    Ok((before, record))
 }
 
 pub async fn delete(call: &Call<'_>) -> Reply {
     let id = KeyId::parse(call.param("id")).ok_or_else(not_found)?;
-    let rules = authority(call);
-    // The delete holds only if the key is as read (its scopes allowed it);
-    // after a concurrent change it is decided again on the key as it now
-    // is, as an update is. One retry, then 409.
+    delete_key(call, &authority(call), &id).await?;
+    call.flush_authorizer_cache().await;
+    Ok((200, json!({ "message": "API key deleted successfully" })))
+}
+
+/// Deletes key `id` of the caller's account. The delete holds only if the
+/// key is as read (its scopes allowed it); after a concurrent change it is
+/// decided again on the key as it now is, as an update is. One retry, then
+/// 409. Sends the event and forgets the key, as `change_key` does.
+async fn delete_key(call: &Call<'_>, rules: &Authority<'_>, id: &KeyId) -> Result<(), ApiError> {
     let mut tries = 0;
     loop {
-        let doomed = owned_key(call).await?;
+        let doomed = owned(call, id).await?;
         rules.may_act_on(&doomed)?;
         let events = call.event(
             &call.principal.account_id,
@@ -266,10 +297,105 @@ pub async fn delete(call: &Call<'_>) -> Reply {
             Err(e) => return Err(not_found_as_key(e)),
         }
     }
-    call.deps.auth.forget(&id);
-    call.flush_authorizer_cache().await;
+    call.deps.auth.forget(id);
     tracing::info!(key_id = %id, "key deleted");
-    Ok((200, json!({ "message": "API key deleted successfully" })))
+    Ok(())
+}
+
+/// Keys changed at once by one bulk request: a few at a time, since each
+/// delete also writes the account's key count, an item that concurrent
+/// transactions contend for (the store retries that contention).
+const BULK_CONCURRENCY: usize = 4;
+
+/// `POST /api/v1/api-keys/bulk`: deactivate or delete up to 100 keys. Each
+/// key is changed on its own, exactly as the single PATCH or DELETE would
+/// change it (its own conditional write, event and retry), and has its own
+/// result, in the order of `ids`; a key of another account is not found,
+/// word for word as a missing one. 200 whatever the results: the request
+/// itself was carried out, and each key's outcome is in its result.
+pub async fn bulk(call: &Call<'_>) -> Reply {
+    use futures::StreamExt;
+    let body: BulkKeys = call.body()?;
+    let rules = authority(call);
+    let action = body.action;
+    let results: Vec<(String, Result<(), ApiError>)> = futures::stream::iter(body.ids.0)
+        .map(|id| {
+            let rules = &rules;
+            async move {
+                let outcome = bulk_one(call, rules, action, &id).await;
+                (id, outcome)
+            }
+        })
+        .buffered(BULK_CONCURRENCY)
+        .collect()
+        .await;
+    let succeeded = results.iter().filter(|(_, r)| r.is_ok()).count();
+    // Every change a bulk request makes (deactivating, deleting) is one a
+    // cached answer would contradict: one flush for them all.
+    if succeeded > 0 {
+        call.flush_authorizer_cache().await;
+    }
+    let failed = results.len() - succeeded;
+    tracing::info!(
+        action = action.as_str(),
+        succeeded,
+        failed,
+        "bulk key change"
+    );
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|(id, outcome)| match outcome {
+            Ok(()) => json!({"id": id, "status": 200}),
+            Err(e) => {
+                if let Some(cause) = e.cause() {
+                    tracing::error!(key_id = %id, cause, "bulk key change failed");
+                }
+                json!({"id": id, "status": e.status(), "error": e.object()})
+            }
+        })
+        .collect();
+    Ok((
+        200,
+        json!({
+            "action": action.as_str(),
+            "results": results,
+            "succeeded": succeeded,
+            "failed": failed,
+        }),
+    ))
+}
+
+async fn bulk_one(
+    call: &Call<'_>,
+    rules: &Authority<'_>,
+    action: BulkAction,
+    id: &str,
+) -> Result<(), ApiError> {
+    // Of a key id's shape but no key's (its digits overflow): not found,
+    // without a read, as in a single request's path.
+    let id = KeyId::parse(id).ok_or_else(not_found)?;
+    match action {
+        BulkAction::Deactivate => {
+            let patch = KeyPatch {
+                is_active: Some(false),
+                ..KeyPatch::default()
+            };
+            change_key(call, rules, &id, &patch, still_active)
+                .await
+                .map(|_| ())
+        }
+        BulkAction::Delete => delete_key(call, rules, &id).await,
+    }
+}
+
+/// A bulk deactivation says which keys it switched off: one already off is
+/// refused (409), not counted as done.
+fn still_active(key: &KeyRecord) -> Result<(), ApiError> {
+    if key.is_active {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict("the API key is already inactive".into()))
+    }
 }
 
 pub async fn rotate(call: &Call<'_>) -> Reply {

@@ -345,6 +345,80 @@ pub struct RotateKey {
     pub grace_period_seconds: Option<u64>,
 }
 
+/// Most keys one bulk request may name.
+pub const MAX_BULK_IDS: usize = 100;
+
+/// `POST /api/v1/api-keys/bulk`: one action on up to 100 keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkKeys {
+    pub action: BulkAction,
+    pub ids: BulkIds,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkAction {
+    Deactivate,
+    Delete,
+}
+
+impl BulkAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BulkAction::Deactivate => "deactivate",
+            BulkAction::Delete => "delete",
+        }
+    }
+}
+
+/// An id with a key id's shape (`key_` and 22 base62 characters), the
+/// pattern openapi.yaml gives. One of that shape that no key can have is
+/// answered per key as not found, as a single request's path is.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct BulkId(pub String);
+
+impl TryFrom<String> for BulkId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let digits = keyhub::domain::pepper::KEY_ID_DIGITS;
+        match s.strip_prefix("key_") {
+            Some(d) if d.len() == digits && d.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                Ok(BulkId(s))
+            }
+            _ => Err(format!(
+                "must be a key id: key_ and {digits} base62 characters"
+            )),
+        }
+    }
+}
+
+/// 1 to `MAX_BULK_IDS` ids, each once: a repeated id is refused rather than
+/// folded, so that every id sent has exactly one result, at its own index.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<BulkId>")]
+pub struct BulkIds(pub Vec<String>);
+
+impl TryFrom<Vec<BulkId>> for BulkIds {
+    type Error = String;
+    fn try_from(ids: Vec<BulkId>) -> Result<Self, String> {
+        if ids.is_empty() || ids.len() > MAX_BULK_IDS {
+            return Err(format!(
+                "must hold 1 to {MAX_BULK_IDS} ids, not {}",
+                ids.len()
+            ));
+        }
+        let mut seen = std::collections::HashMap::new();
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(first) = seen.insert(id.0.as_str(), i) {
+                return Err(format!("ids[{i}] repeats ids[{first}]: name each key once"));
+            }
+        }
+        Ok(BulkIds(ids.into_iter().map(|id| id.0).collect()))
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccount {
@@ -369,6 +443,66 @@ mod tests {
         match e {
             ApiError::InvalidRequest { field, reason, .. } => (field, reason),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bulk_body_names_1_to_100_distinct_key_ids() {
+        let id = |n: usize| format!("key_{n:0>22}");
+        let body = |action: &str, ids: Vec<String>| {
+            serde_json::to_vec(&serde_json::json!({"action": action, "ids": ids})).unwrap()
+        };
+        let ok: BulkKeys = from_json(&body("delete", vec![id(1), id(2)])).unwrap();
+        assert_eq!(ok.action, BulkAction::Delete);
+        assert_eq!(ok.ids.0, vec![id(1), id(2)]);
+        let full: BulkKeys = from_json(&body("deactivate", (0..100).map(id).collect())).unwrap();
+        assert_eq!(full.ids.0.len(), 100);
+        for (bytes, field, why) in [
+            (
+                body("delete", (0..101).map(id).collect()),
+                "ids",
+                "invalid_value",
+            ),
+            (body("delete", vec![]), "ids", "invalid_value"),
+            (
+                body("delete", vec![id(1), id(2), id(1)]),
+                "ids",
+                "invalid_value",
+            ),
+            (
+                body("delete", vec![id(1), "key_short".into()]),
+                "ids[1]",
+                "invalid_value",
+            ),
+            (
+                body("delete", vec![format!("wh_{:0>22}", 1)]),
+                "ids[0]",
+                "invalid_value",
+            ),
+            (body("revive", vec![id(1)]), "action", "invalid_value"),
+            (
+                br#"{"action": "delete", "ids": "key_1"}"#.to_vec(),
+                "ids",
+                "invalid_type",
+            ),
+            (
+                br#"{"action": "delete"}"#.to_vec(),
+                "ids",
+                "required_field_missing",
+            ),
+            (
+                br#"{"all": true, "action": "delete", "ids": []}"#.to_vec(),
+                "all",
+                "unknown_field",
+            ),
+        ] {
+            let e = from_json::<BulkKeys>(&bytes).unwrap_err();
+            assert_eq!(
+                reason(e),
+                (Some(field.to_string()), why),
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
     }
 

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::Duration;
 use keyhub::ApiError;
-use keyhub::aws::store::{RecentRequest, StoreError, hour_start};
+use keyhub::aws::store::{Failed, RecentRequest, StoreError, Subject, TopAddresses, hour_start};
 use keyhub::domain::key::KeyState;
 use keyhub::domain::pepper::KeyId;
 use keyhub::domain::time::{self, Timestamp};
-use keyhub::domain::usage::{Tally, hour_of};
+use keyhub::domain::usage::{Tally, day_of, hour_of};
 use serde_json::{Value, json};
 
 use crate::call::{Call, Reply};
@@ -58,6 +58,37 @@ fn merge(into: &mut Tally, t: &Tally) {
     into.s429 += t.s429;
     into.latency_sum_ms += t.latency_sum_ms;
     into.latency_max_ms = into.latency_max_ms.max(t.latency_max_ms);
+}
+
+/// Source addresses shown per key or account and day.
+const TOP_ADDRESSES: usize = 10;
+
+/// Failed attempts and a day's top source addresses: `failed_attempts`
+/// over the UTC days `from..=to`, addresses of the day `to`.
+async fn security(
+    call: &Call<'_>,
+    subject: Subject<'_>,
+    from: &Timestamp,
+    to: &Timestamp,
+) -> Result<Value, StoreError> {
+    let store = &call.deps.store;
+    let (from_day, to_day) = (day_of(from), day_of(to));
+    let (failed, top): (Failed, TopAddresses) = futures::try_join!(
+        store.failed_attempts(subject, &from_day, &to_day),
+        store.top_addresses(subject, &to_day, TOP_ADDRESSES),
+    )?;
+    Ok(json!({
+        "failed_attempts": {"total": failed.total, "401": failed.s401, "403": failed.s403},
+        "failed_attempts_from": from_day,
+        "failed_attempts_to": to_day,
+        "addresses_day": to_day,
+        "top_addresses": top
+            .addresses
+            .iter()
+            .map(|(address, requests)| json!({"address": address, "requests": requests}))
+            .collect::<Vec<_>>(),
+        "addresses_truncated": top.truncated,
+    }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +237,9 @@ pub async fn series(call: &Call<'_>) -> Reply {
             .usage_hours(id.as_str(), &hour_of(&r.from), &hour_of(&last_hour))
             .await?
     };
+    // An empty range has no day: its `from`.
+    let last = if r.last < r.from { r.from } else { r.last };
+    let security = security(call, Subject::Key(id.as_str()), &r.from, &last).await?;
     let mut totals = Tally::default();
     for row in &rows {
         let Some(start) = hour_start(&row.hour).map(|h| floor(h, g)) else {
@@ -246,6 +280,7 @@ pub async fn series(call: &Call<'_>) -> Reply {
             "truncated": r.truncated,
             "totals": tally_view(&totals),
             "series": series,
+            "security": security,
         }),
     ))
 }
@@ -315,8 +350,11 @@ const DASHBOARD_KEYS: usize = 100;
 pub async fn dashboard(call: &Call<'_>) -> Reply {
     let store = &call.deps.store;
     let account = &call.principal.account_id;
-    let (keys, totals) =
-        futures::try_join!(store.list_keys(account), store.account_usage(account))?;
+    let (keys, totals, security) = futures::try_join!(
+        store.list_keys(account),
+        store.account_usage(account),
+        security(call, Subject::Account(account), &call.now, &call.now),
+    )?;
     let active = keys
         .iter()
         .filter(|k| k.state(call.now) == KeyState::Usable)
@@ -358,6 +396,7 @@ pub async fn dashboard(call: &Call<'_>) -> Reply {
                 "status": {"2xx": totals.s2xx, "3xx": totals.s3xx, "4xx": totals.s4xx, "5xx": totals.s5xx, "429": totals.s429},
             },
             "api_keys": api_keys,
+            "security": security,
         }),
     ))
 }

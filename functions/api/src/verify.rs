@@ -145,6 +145,9 @@ async fn record_usage(
         status,
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
         time: call.now,
+        // The address is the calling service's, not the verified client's.
+        source_ip: None,
+        refused: false,
     };
     sink.send(&record).await;
 }

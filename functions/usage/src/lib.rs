@@ -7,6 +7,10 @@
 //! - the usage queue (`handle`): records the guard sends itself, for
 //!   requests whose key the function checked (the management API, verify).
 //!
+//! A record of a refused attempt (a 401 or 403 answered to a known key,
+//! `refused`) is counted as a failed attempt of the key and its account
+//! (`Store::apply_refusals`), never as usage.
+//!
 //! A record or line that cannot be parsed is logged and dropped (retrying
 //! cannot fix it). A record whose write failed (its pack stayed contended,
 //! DynamoDB was out, or DynamoDB refuses the record itself) is reported in
@@ -14,6 +18,7 @@
 //! write fails the invocation, so that Lambda delivers the batch again, and
 //! its records already written are duplicates then.
 
+pub mod anomaly;
 pub mod logs;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -21,7 +26,7 @@ use serde_json::Value;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use keyhub::aws::store::{Maxima, Store};
+use keyhub::aws::store::{Maxima, Store, UsageOutcome};
 use keyhub::domain::access_log::AccessLine;
 use keyhub::domain::usage::UsageRecord;
 
@@ -31,6 +36,8 @@ pub struct Deps {
     pub aggregate_retention: Duration,
     /// What this warm environment knows of stored maxima.
     pub maxima: Mutex<Maxima>,
+    /// `usage.anomaly` events, when there is a webhook queue to send them.
+    pub anomalies: Option<anomaly::Anomalies>,
 }
 
 impl Deps {
@@ -40,7 +47,15 @@ impl Deps {
             retention,
             aggregate_retention,
             maxima: Mutex::new(Maxima::default()),
+            anomalies: None,
         }
+    }
+
+    /// Checks every batch's keys for an hourly volume far above their
+    /// trailing average (`anomaly`).
+    pub fn with_anomalies(mut self, anomalies: Option<anomaly::Anomalies>) -> Self {
+        self.anomalies = anomalies;
+        self
     }
 }
 
@@ -58,18 +73,11 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
             Err(reason) => tracing::warn!(message_id = %id, %reason, "dropping a bad usage record"),
         }
     }
-    let outcome = deps
-        .store
-        .apply_usage(
-            &records,
-            deps.retention,
-            deps.aggregate_retention,
-            &deps.maxima,
-        )
-        .await;
+    let (outcome, refusals) = apply(deps, records).await;
     tracing::info!(
         applied = outcome.applied,
         duplicates = outcome.duplicates,
+        refused = refusals.applied,
         failed = outcome.failed.len(),
         "usage batch"
     );
@@ -88,6 +96,49 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     response
 }
 
+/// Applies a batch: usage records as usage, refused attempts as failed
+/// attempts, each exactly once by request id. The first outcome covers the
+/// whole batch (its `failed` indices are into `records`); the second says
+/// what of it were refused attempts.
+async fn apply(deps: &Deps, records: Vec<UsageRecord>) -> (UsageOutcome, UsageOutcome) {
+    let (refused, used): (Vec<_>, Vec<_>) = records
+        .into_iter()
+        .enumerate()
+        .partition(|(_, r)| r.refused);
+    let (used_at, used): (Vec<usize>, Vec<UsageRecord>) = used.into_iter().unzip();
+    let (refused_at, refused): (Vec<usize>, Vec<UsageRecord>) = refused.into_iter().unzip();
+    let usage = deps
+        .store
+        .apply_usage(
+            &used,
+            deps.retention,
+            deps.aggregate_retention,
+            &deps.maxima,
+        )
+        .await;
+    let refusals = if refused.is_empty() {
+        UsageOutcome::default()
+    } else {
+        deps.store
+            .apply_refusals(&refused, deps.retention, deps.aggregate_retention)
+            .await
+    };
+    if let Some(a) = &deps.anomalies {
+        // Boxed: its future nested in the batch's is too deep a type.
+        Box::pin(a.check(&deps.store, &used, keyhub::domain::time::now())).await;
+    }
+    let mut all = UsageOutcome {
+        applied: usage.applied + refusals.applied,
+        duplicates: usage.duplicates + refusals.duplicates,
+        failed: Vec::new(),
+    };
+    all.failed
+        .extend(usage.failed.iter().filter_map(|&i| used_at.get(i)));
+    all.failed
+        .extend(refusals.failed.iter().filter_map(|&i| refused_at.get(i)));
+    (all, refusals)
+}
+
 /// What became of a batch of access-log lines.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct LogsOutcome {
@@ -96,8 +147,14 @@ pub struct LogsOutcome {
     pub applied: usize,
     /// Lines already counted (a batch delivered again).
     pub duplicates: usize,
-    /// Lines that are no key's usage (no key id, refused by the authorizer).
+    /// Of `applied`, refused attempts of a known key (a 401 or 403 from
+    /// the authorizer naming it), counted as failed attempts, not usage.
+    pub refused: usize,
+    /// Lines that are no key's usage (no key id, the authorizer failed).
     pub skipped: usize,
+    /// Of `skipped`, 401s and 403s that named no key: no account to count
+    /// them against, so they are logged (`auth_failures_unattributed`).
+    pub unattributed: usize,
     /// Lines that did not parse, logged and dropped.
     pub malformed: usize,
 }
@@ -126,7 +183,21 @@ pub async fn handle_logs(
     let mut records = Vec::with_capacity(data.log_events.len());
     for entry in &data.log_events {
         outcome.lines += 1;
-        match AccessLine::parse(&entry.message).and_then(|l| l.usage()) {
+        let line = AccessLine::parse(&entry.message);
+        if let Ok(l) = &line
+            && l.is_unattributed_refusal()
+        {
+            outcome.unattributed += 1;
+            tracing::info!(
+                metric = "auth_failures_unattributed",
+                request_id = %l.request_id,
+                status = l.status,
+                source_ip = l.source_ip.as_deref().unwrap_or("-"),
+                route = l.route.as_deref().unwrap_or("-"),
+                "refused attempt with no key"
+            );
+        }
+        match line.and_then(|l| l.usage()) {
             Ok(Some(r)) => records.push(r),
             Ok(None) => outcome.skipped += 1,
             Err(reason) => {
@@ -135,22 +206,18 @@ pub async fn handle_logs(
             }
         }
     }
-    let applied = deps
-        .store
-        .apply_usage(
-            &records,
-            deps.retention,
-            deps.aggregate_retention,
-            &deps.maxima,
-        )
-        .await;
+    let count = records.len();
+    let (applied, refusals) = apply(deps, records).await;
     outcome.applied = applied.applied;
     outcome.duplicates = applied.duplicates;
+    outcome.refused = refusals.applied;
     tracing::info!(
         lines = outcome.lines,
         applied = outcome.applied,
         duplicates = outcome.duplicates,
+        refused = outcome.refused,
         skipped = outcome.skipped,
+        unattributed = outcome.unattributed,
         malformed = outcome.malformed,
         failed = applied.failed.len(),
         "access-log batch"
@@ -160,7 +227,7 @@ pub async fn handle_logs(
     } else {
         Err(LogsError {
             failed: applied.failed.len(),
-            records: records.len(),
+            records: count,
         })
     }
 }

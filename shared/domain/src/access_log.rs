@@ -32,8 +32,8 @@ pub const FORMAT: &str = concat!(
 
 /// The gateway responses that mean the authorizer refused the request (or
 /// could not decide): not usage of the key, even when the context names
-/// one (a Deny for a missing scope carries the key's id). A later step
-/// counts them as failed attempts.
+/// one (a Deny for a missing scope carries the key's id). A 401 or 403 of
+/// them that names a key is counted as a failed attempt of it.
 const REFUSALS: &[&str] = &[
     "UNAUTHORIZED",
     "ACCESS_DENIED",
@@ -168,34 +168,54 @@ impl AccessLine {
         })
     }
 
-    /// The usage record of a request the authorizer let through, with the
-    /// guard's own checks on every field; `Ok(None)` for a line that is not
-    /// usage of a key (no key id, or the authorizer refused it).
+    /// The record of a line: the usage record of a request the authorizer
+    /// let through, or a refused attempt (`refused`) for a 401 or 403 the
+    /// authorizer answered to a key it identified (a Deny for a missing
+    /// scope names the key); both with the guard's own checks on every
+    /// field. `Ok(None)` for a line that is neither (no key id, or the
+    /// authorizer could not decide).
     pub fn usage(&self) -> Result<Option<UsageRecord>, String> {
-        let (Some(key_id), Some(account_id), Some(route)) =
-            (&self.key_id, &self.account_id, &self.route)
-        else {
+        let (Some(key_id), Some(account_id)) = (&self.key_id, &self.account_id) else {
             return Ok(None);
         };
-        if self
+        let refused = self
             .response_type
             .as_deref()
-            .is_some_and(|t| REFUSALS.contains(&t))
-        {
+            .is_some_and(|t| REFUSALS.contains(&t));
+        if refused && !matches!(self.status, 401 | 403) {
             return Ok(None);
         }
+        let route = match (&self.route, refused) {
+            (Some(route), _) => route.clone(),
+            (None, true) => "/".to_string(),
+            (None, false) => return Ok(None),
+        };
         UsageRecord {
             request_id: self.request_id.clone(),
             key_id: key_id.clone(),
             account_id: account_id.clone(),
             method: self.method.clone(),
-            route: route.clone(),
+            route,
             status: self.status,
             latency_ms: self.latency_ms,
             time: self.time,
+            source_ip: self.source_ip.clone(),
+            refused,
         }
         .checked()
         .map(Some)
+    }
+
+    /// A 401 or 403 the authorizer answered without naming a key (a key that
+    /// did not parse or is unknown, an inactive key's Deny): no account to
+    /// count it against, so the usage function only logs it.
+    pub fn is_unattributed_refusal(&self) -> bool {
+        self.key_id.is_none()
+            && matches!(self.status, 401 | 403)
+            && self
+                .response_type
+                .as_deref()
+                .is_some_and(|t| REFUSALS.contains(&t))
     }
 }
 
@@ -252,6 +272,8 @@ mod tests {
         assert_eq!(l.source_ip.as_deref(), Some("203.0.113.9"));
         assert_eq!(l.response_type, None);
         let r = l.usage().unwrap().unwrap();
+        assert!(!r.refused);
+        assert_eq!(r.source_ip.as_deref(), Some("203.0.113.9"));
         assert_eq!(r.request_id, "0b6c0d1e-7f2a-4c4e-9a0b-1c2d3e4f5a6b");
         assert_eq!(r.key_id, KEY);
         assert_eq!(r.account_id, "acct_1");
@@ -271,12 +293,30 @@ mod tests {
         let l = AccessLine::parse(&line(&vars)).unwrap();
         assert_eq!(l.key_id, None);
         assert_eq!(l.usage(), Ok(None));
-        // A Deny for a missing scope names the key, and is still no usage.
+        assert!(l.is_unattributed_refusal());
+        // A Deny for a missing scope names the key: a refused attempt of
+        // it, with the caller's address, and no usage.
         let mut vars = allowed();
+        vars.retain(|(k, _)| *k != "status");
+        vars.push(("status", "403"));
         vars.push(("error.responseType", "ACCESS_DENIED"));
         let l = AccessLine::parse(&line(&vars)).unwrap();
         assert_eq!(l.key_id.as_deref(), Some(KEY));
+        assert!(!l.is_unattributed_refusal());
+        let r = l.usage().unwrap().unwrap();
+        assert!(r.refused);
+        assert_eq!(
+            (r.status, r.source_ip.as_deref()),
+            (403, Some("203.0.113.9"))
+        );
+        // An authorizer that failed (500) is neither usage nor an attempt.
+        let mut vars = allowed();
+        vars.retain(|(k, _)| *k != "status");
+        vars.push(("status", "500"));
+        vars.push(("error.responseType", "AUTHORIZER_FAILURE"));
+        let l = AccessLine::parse(&line(&vars)).unwrap();
         assert_eq!(l.usage(), Ok(None));
+        assert!(!l.is_unattributed_refusal());
         // A 429 of the backend's own is usage, as the guard counts it.
         let mut vars = allowed();
         vars.retain(|(k, _)| *k != "status");

@@ -44,6 +44,9 @@ event_kinds! {
     ApiKeyExpired = "api_key.expired",
     ApiKeyRotationDue = "api_key.rotation_due",
     RateLimitExceeded = "rate_limit.exceeded",
+    /// A key's hourly volume far above its trailing average (once per key
+    /// and hour).
+    UsageAnomaly = "usage.anomaly",
     WebhookTest = "webhook.test",
     WebhookEndpointDisabled = "webhook.endpoint_disabled",
     AccountPlanChanged = "account.plan_changed",

@@ -25,6 +25,15 @@ pub struct UsageRecord {
     pub latency_ms: f64,
     #[serde(with = "time::rfc3339")]
     pub time: Timestamp,
+    /// The caller's address (API Gateway's `sourceIp`), for the key's and
+    /// the account's top addresses. Dropped if it is not an IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// A refused authentication attempt (a 401 or 403 answered to a key
+    /// that was identified): counted as a failed attempt of the key and its
+    /// account, never as usage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
 }
 
 impl UsageRecord {
@@ -38,7 +47,11 @@ impl UsageRecord {
     /// The record, if every field is in the range the guard's records
     /// keep (a record from an access-log line is held to the same).
     pub fn checked(self) -> Result<Self, String> {
-        let r = self;
+        let mut r = self;
+        r.source_ip = r
+            .source_ip
+            .take()
+            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
         let ok = KeyId::parse(&r.key_id).is_some()
             && (1..=100).contains(&r.request_id.len())
             && (1..=100).contains(&r.account_id.len())
@@ -64,6 +77,12 @@ impl UsageRecord {
 /// `2026-11-23T18`: the UTC hour a time falls in, as stored.
 pub fn hour_of(t: &Timestamp) -> String {
     t.format("%Y-%m-%dT%H").to_string()
+}
+
+/// `2026-11-23`: the UTC day a time falls in, as stored for failed
+/// attempts and source addresses.
+pub fn day_of(t: &Timestamp) -> String {
+    t.format("%Y-%m-%d").to_string()
 }
 
 /// Sums for one stored aggregate.
@@ -110,6 +129,10 @@ pub struct Sums {
     /// (account id, hour) → sums, for the account's series (which the
     /// per-key aggregates could only give by reading every key)
     pub account_hours: BTreeMap<(String, String), Tally>,
+    /// (key id, day, address) → requests, for the key's top addresses
+    pub addresses: BTreeMap<(String, String, String), u64>,
+    /// (account id, day, address) → requests, for the dashboard's
+    pub account_addresses: BTreeMap<(String, String, String), u64>,
 }
 
 pub fn sum(records: &[UsageRecord]) -> Sums {
@@ -125,6 +148,15 @@ pub fn sum(records: &[UsageRecord]) -> Sums {
             .entry((r.account_id.clone(), hour_of(&r.time)))
             .or_default()
             .add(r);
+        if let Some(ip) = &r.source_ip {
+            let day = day_of(&r.time);
+            *s.addresses
+                .entry((r.key_id.clone(), day.clone(), ip.clone()))
+                .or_default() += 1;
+            *s.account_addresses
+                .entry((r.account_id.clone(), day, ip.clone()))
+                .or_default() += 1;
+        }
     }
     s
 }
@@ -143,6 +175,8 @@ mod tests {
             status,
             latency_ms,
             time: time::parse(at).unwrap(),
+            source_ip: None,
+            refused: false,
         }
     }
 
@@ -180,6 +214,39 @@ mod tests {
             (hour("2026-01-01T11").requests, hour("2026-01-01T11").s5xx),
             (1, 1)
         );
+    }
+
+    #[test]
+    fn addresses_sum_by_key_and_account_per_day_and_bad_ones_are_dropped() {
+        let mut a = record(K1, 200, 1.0, "2026-01-01T10:00:00Z");
+        a.source_ip = Some("203.0.113.9".into());
+        let mut b = record(K2, 200, 1.0, "2026-01-01T23:59:59Z");
+        b.source_ip = Some("203.0.113.9".into());
+        let mut c = record(K1, 200, 1.0, "2026-01-02T00:00:00Z");
+        c.source_ip = Some("2001:db8::1".into());
+        let s = sum(&[
+            a.clone(),
+            b,
+            c,
+            record(K1, 200, 1.0, "2026-01-01T11:00:00Z"),
+        ]);
+        let k = |key: &str, day: &str, ip: &str| (key.to_string(), day.to_string(), ip.to_string());
+        assert_eq!(s.addresses.len(), 3);
+        assert_eq!(s.addresses[&k(K1, "2026-01-01", "203.0.113.9")], 1);
+        assert_eq!(s.addresses[&k(K1, "2026-01-02", "2001:db8::1")], 1);
+        assert_eq!(
+            s.account_addresses[&k("acct_1", "2026-01-01", "203.0.113.9")],
+            2
+        );
+        // A record from before these fields still parses; a bad address is dropped.
+        let mut v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["source_ip"], "203.0.113.9");
+        assert!(v.get("refused").is_none());
+        v["source_ip"] = serde_json::json!("not an address");
+        assert_eq!(UsageRecord::parse(&v.to_string()).unwrap().source_ip, None);
+        v.as_object_mut().unwrap().remove("source_ip");
+        let old = UsageRecord::parse(&v.to_string()).unwrap();
+        assert_eq!((old.source_ip, old.refused), (None, false));
     }
 
     #[test]

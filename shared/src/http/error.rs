@@ -157,11 +157,17 @@ impl ApiError {
 
     /// The contract's error body.
     pub fn body(&self, request_id: &str) -> Value {
+        json!({ "status": "error", "error": self.object(), "request_id": request_id })
+    }
+
+    /// The body's `error` object (`code`, `message`, `details`): also what
+    /// a bulk request's refused item carries.
+    pub fn object(&self) -> Value {
         let mut error = json!({ "code": self.code(), "message": self.to_string() });
         if let Some(details) = self.details() {
             error["details"] = details;
         }
-        json!({ "status": "error", "error": error, "request_id": request_id })
+        error
     }
 }
 

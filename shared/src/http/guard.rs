@@ -200,7 +200,8 @@ impl Guard {
     }
 
     /// Finishes a response: the `X-RateLimit-*` headers, and a usage record
-    /// for a request that passed the key check (answered or rate limited):
+    /// for a request that passed the key check (answered or rate limited),
+    /// or a refused-attempt record for a known key refused its route (403):
     /// one SQS call, whose failure is logged, never returned; none for a
     /// request the access log counts (`with_usage_from_access_log`).
     pub async fn finish(
@@ -217,15 +218,19 @@ impl Guard {
         if self.usage_from_access_log && authorizer_named_a_key(served.req) {
             return;
         }
+        let status = resp.status().as_u16();
         let record = UsageRecord {
             request_id: served.request_id.to_string(),
             key_id: p.key_id.clone(),
             account_id: p.account_id.clone(),
             method: served.req.method().as_str().to_string(),
             route: served.route.to_string(),
-            status: resp.status().as_u16(),
+            status,
             latency_ms: served.started.elapsed().as_secs_f64() * 1000.0,
             time: served.now,
+            source_ip: source_ip(served.req),
+            // A key known but refused (its scope): a failed attempt.
+            refused: matches!(status, 401 | 403),
         };
         sink.send(&record).await;
     }
@@ -249,7 +254,10 @@ impl Guard {
             .await??;
         let principal = Principal::from_record(&record, &self.policy);
         if let Some(scope) = scope {
-            principal.require(scope)?;
+            // With the caller, so that `finish` counts a failed attempt.
+            principal
+                .require(scope)
+                .map_err(|r| Rejection::from(r).of(&principal))?;
         }
         let rate = match metering {
             Metering::Caller => self
@@ -324,6 +332,14 @@ impl Guard {
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The caller's address as API Gateway saw it (`identity.sourceIp`).
+fn source_ip(req: &Request) -> Option<String> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.identity.source_ip.clone(),
+        _ => None,
     }
 }
 

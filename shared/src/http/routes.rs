@@ -19,6 +19,11 @@ pub struct Route {
     /// Answered without a key (no guard, no metering): the health check,
     /// which a status page calls.
     pub public: bool,
+    /// Deployed in template.yaml as its resource's `ANY` method alone, the
+    /// function telling the methods apart (as for the console): one Lambda
+    /// permission instead of two, since the API function's resource policy
+    /// (20 KB) is nearly full.
+    pub any_only: bool,
 }
 
 const fn route(method: Method, path: &'static str, scope: Option<&'static str>) -> Route {
@@ -28,6 +33,19 @@ const fn route(method: Method, path: &'static str, scope: Option<&'static str>) 
         scope,
         metered: true,
         public: false,
+        any_only: false,
+    }
+}
+
+/// A route deployed as its resource's `ANY` method alone (`any_only`).
+const fn any_only(method: Method, path: &'static str, scope: Option<&'static str>) -> Route {
+    Route {
+        method,
+        path,
+        scope,
+        metered: true,
+        public: false,
+        any_only: true,
     }
 }
 
@@ -39,6 +57,7 @@ const fn public(method: Method, path: &'static str) -> Route {
         scope: None,
         metered: false,
         public: true,
+        any_only: false,
     }
 }
 
@@ -52,6 +71,9 @@ pub const ROUTES: &[Route] = &[
     ),
     route(Method::POST, "/api/v1/api-keys", Some("keys:write")),
     route(Method::GET, "/api/v1/api-keys", Some("keys:read")),
+    // Before `/api-keys/{id}`, and matched before it (a static segment wins,
+    // as in API Gateway): "bulk" is no key id.
+    any_only(Method::POST, "/api/v1/api-keys/bulk", Some("keys:write")),
     route(Method::GET, "/api/v1/api-keys/{id}", Some("keys:read")),
     route(Method::PUT, "/api/v1/api-keys/{id}", Some("keys:write")),
     route(Method::PATCH, "/api/v1/api-keys/{id}", Some("keys:write")),
@@ -119,17 +141,30 @@ pub fn by_resource(method: &Method, resource: &str) -> Option<&'static Route> {
 }
 
 /// Matches a concrete path (`/api/v1/api-keys/key_1`) the way API Gateway does,
-/// returning the route and its path parameters.
+/// returning the route and its path parameters: a resource with a static
+/// segment where another has a parameter wins (`/api-keys/bulk` over
+/// `/api-keys/{id}`), whatever the method.
 pub fn find(method: &Method, path: &str) -> Option<(&'static Route, HashMap<String, String>)> {
+    let resource = resource_of(path)?;
     ROUTES
         .iter()
-        .filter(|r| r.method == *method)
-        .find_map(|r| match_path(r.path, path).map(|params| (r, params)))
+        .find(|r| r.method == *method && r.path == resource)
+        .and_then(|r| match_path(r.path, path).map(|params| (r, params)))
+}
+
+/// The resource path API Gateway would pick for a concrete path: of the
+/// matching ones, the one with the most static segments.
+fn resource_of(path: &str) -> Option<&'static str> {
+    ROUTES
+        .iter()
+        .filter(|r| match_path(r.path, path).is_some())
+        .max_by_key(|r| r.path.split('/').filter(|s| !s.starts_with('{')).count())
+        .map(|r| r.path)
 }
 
 /// Whether any route has this path, whatever its method.
 pub fn path_exists(path: &str) -> bool {
-    ROUTES.iter().any(|r| match_path(r.path, path).is_some())
+    resource_of(path).is_some()
 }
 
 /// The methods of a resource path (`/api/v1/api-keys/{id}`), in the route
@@ -145,10 +180,8 @@ pub fn methods_of_resource(resource: &str) -> Vec<&'static Method> {
 /// The methods of the route that matches a concrete path, as
 /// `methods_of_resource`.
 pub fn methods_of_path(path: &str) -> Vec<&'static Method> {
-    ROUTES
-        .iter()
-        .find(|r| match_path(r.path, path).is_some())
-        .map(|r| methods_of_resource(r.path))
+    resource_of(path)
+        .map(methods_of_resource)
         .unwrap_or_default()
 }
 
@@ -203,6 +236,12 @@ mod tests {
         assert!(find(&Method::GET, "/api/v1/api-keys//rotate").is_none());
         assert!(find(&Method::GET, "/api/v1/nothing").is_none());
         assert!(!path_exists("/api/v1/api-keys/a/b/c"));
+        // A static segment wins over a parameter, whatever the method.
+        let (r, params) = find(&Method::POST, "/api/v1/api-keys/bulk").unwrap();
+        assert_eq!(r.path, "/api/v1/api-keys/bulk");
+        assert!(params.is_empty());
+        assert!(find(&Method::GET, "/api/v1/api-keys/bulk").is_none());
+        assert_eq!(methods_of_path("/api/v1/api-keys/bulk"), [&Method::POST]);
     }
 
     #[test]

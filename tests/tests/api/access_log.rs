@@ -203,7 +203,7 @@ async fn every_answer_is_logged_refusals_and_gateway_responses_included() {
         ]
     );
     // The allowed request and the scope refusal name the key; only the
-    // first is usage.
+    // first is usage, the second a refused attempt of the key.
     assert_eq!(parsed[0].key_id.as_deref(), Some(id.as_str()));
     assert_eq!(
         parsed[0].account_id.as_deref(),
@@ -213,11 +213,11 @@ async fn every_answer_is_logged_refusals_and_gateway_responses_included() {
     assert_eq!(parsed[1].key_id, None);
     assert_eq!(parsed[3].key_id.as_deref(), Some(id.as_str()));
     assert_eq!(parsed[4].route, None);
-    let usage: Vec<bool> = parsed
+    let usage: Vec<Option<bool>> = parsed
         .iter()
-        .map(|l| l.usage().unwrap().is_some())
+        .map(|l| l.usage().unwrap().map(|r| r.refused))
         .collect();
-    assert_eq!(usage, [true, false, false, false, false]);
+    assert_eq!(usage, [Some(false), None, None, Some(true), None]);
 }
 
 #[test]

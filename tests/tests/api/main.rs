@@ -22,6 +22,7 @@ mod revocation;
 mod rotation;
 mod sam;
 mod search;
+mod security;
 mod smoke;
 mod standing;
 mod template;

@@ -69,8 +69,10 @@ fn the_rest_api_has_exactly_the_routes_of_the_route_table() {
         .filter(|r| r.method != "ANY")
         .map(|r| (r.method.clone(), r.path.clone()))
         .collect();
+    // A route deployed as its resource's ANY alone has no method of its own.
     let in_code: BTreeSet<(String, String)> = ROUTES
         .iter()
+        .filter(|r| !r.any_only)
         .map(|r| (r.method.to_string(), r.path.to_string()))
         .collect();
     assert_eq!(in_template, in_code);

@@ -35,6 +35,8 @@ fn record(key_id: &str, request_id: &str, status: u16, route: &str) -> UsageReco
         status,
         latency_ms: 12.5,
         time: keyhub::domain::time::now(),
+        source_ip: None,
+        refused: false,
     }
 }
 

@@ -488,6 +488,8 @@ async fn main() -> Result<(), Error> {
                         status: statuses[i % statuses.len()],
                         latency_ms: (i % 50) as f64 + 0.5,
                         time: hour,
+                        source_ip: None,
+                        refused: false,
                     };
                     let mut m = aws_lambda_events::sqs::SqsMessage::default();
                     m.message_id = Some(format!("m{i}"));

@@ -6,6 +6,7 @@
 mod accounts;
 mod keys;
 mod outbox;
+mod security;
 mod usage;
 mod webhooks;
 
@@ -18,6 +19,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
 pub use outbox::{OUTBOX_SHARDS, outbox_partitions, outbox_shard};
+pub use security::{ADDRESS_READ, Failed, Subject, TopAddresses};
 pub use usage::{EndpointHour, Maxima, RecentRequest, UsageOutcome, hour_start};
 pub use webhooks::{EndpointPatch, MAX_ENDPOINTS};
 

@@ -143,6 +143,21 @@ impl Store {
         }
     }
 
+    /// Writes a key's `usage.anomaly` event for an hour once: `false` if it
+    /// was written before (another batch, a redelivery). The same marker
+    /// as a rate-limit window's, named `anomaly#{key}#{hour}`.
+    #[tracing::instrument(skip(self, event))]
+    pub async fn announce_anomaly(
+        &self,
+        key_id: &str,
+        hour: &str,
+        expires_at: i64,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        self.announce_rate_limit(&format!("anomaly#{key_id}#{hour}"), expires_at, event)
+            .await
+    }
+
     /// Writes a window's `rate_limit.exceeded` event once: `false` if
     /// another request announced it first. The "announced" marker is an item
     /// of its own (`{window_id}#announced`, created under a condition in the

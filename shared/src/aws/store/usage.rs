@@ -1,7 +1,8 @@
 //! Usage: the recent-requests list (one item per record, with a TTL, which
 //! doubles as the record's "already counted" marker), per-key per-endpoint
 //! per-hour sums, per-key `usage_count` and `last_used` on the key item, and
-//! per-account totals and per-account per-hour sums.
+//! per-account totals and per-account per-hour sums, and per-key and
+//! per-account per-day source-address counters (`security`).
 //!
 //! Records are sorted by key, hour and endpoint and packed into transactions
 //! of up to 100 items: each record's marker, put only if absent, and the sums
@@ -166,6 +167,7 @@ enum Item {
     Endpoint(EndpointKey, bool),
     Account,
     AccountHour,
+    Address,
 }
 
 /// What a failed condition taught: which parts to leave out next time.
@@ -326,6 +328,39 @@ impl Store {
                     .build(),
             );
             kinds.push(Item::AccountHour);
+        }
+        // Source addresses: one small counter item per (key or account,
+        // day, address), in the same transaction, so each record counts
+        // once; `security::top_addresses` reads a day's of one subject.
+        let addresses = sums
+            .addresses
+            .iter()
+            .map(|((key, day, ip), c)| (format!("k#{key}"), day, ip, c))
+            .chain(
+                sums.account_addresses
+                    .iter()
+                    .map(|((account, day, ip), c)| (format!("a#{account}"), day, ip, c)),
+            );
+        for (pk, day, ip, count) in addresses {
+            let expires = super::security::day_start(day).map_or(0, |d| d.timestamp())
+                + aggregate_retention.as_secs() as i64;
+            let b = Update::builder()
+                .table_name(&self.tables.usage)
+                .key("pk", s(pk))
+                .key("sk", s(super::security::address_sk(day, ip)))
+                .update_expression(
+                    "ADD requests :n SET address = :ip, address_day = :day, expires_at = :expires",
+                )
+                .expression_attribute_values(":n", n(count))
+                .expression_attribute_values(":ip", s(ip.as_str()))
+                .expression_attribute_values(":day", s(day.as_str()))
+                .expression_attribute_values(":expires", n(expires));
+            items.push(
+                TransactWriteItem::builder()
+                    .update(b.build().map_err(build_err)?)
+                    .build(),
+            );
+            kinds.push(Item::Address);
         }
         Ok((items, kinds))
     }
@@ -641,26 +676,47 @@ fn packs(sorted: Vec<(usize, &UsageRecord)>) -> Vec<Vec<(usize, &UsageRecord)>> 
     let mut pack: Vec<(usize, &UsageRecord)> = Vec::new();
     let (mut endpoints, mut keys, mut accounts) = (HashSet::new(), HashSet::new(), HashSet::new());
     let mut account_hours = HashSet::new();
+    // (key, day, address) and (account, day, address): two items each.
+    let mut addresses = HashSet::new();
     for (i, r) in sorted {
         let e = (r.key_id.clone(), usage::hour_of(&r.time), r.endpoint());
         let ah = (r.account_id.clone(), usage::hour_of(&r.time));
+        let ad = r.source_ip.as_ref().map(|ip| {
+            (
+                r.key_id.clone(),
+                r.account_id.clone(),
+                usage::day_of(&r.time),
+                ip.clone(),
+            )
+        });
         let added = 1
             + usize::from(!endpoints.contains(&e))
             + usize::from(!keys.contains(&r.key_id))
             + usize::from(!accounts.contains(&r.account_id))
-            + usize::from(!account_hours.contains(&ah));
-        let held = pack.len() + endpoints.len() + keys.len() + accounts.len() + account_hours.len();
+            + usize::from(!account_hours.contains(&ah))
+            + ad.as_ref()
+                .map_or(0, |a| 2 * usize::from(!addresses.contains(a)));
+        let held = pack.len()
+            + endpoints.len()
+            + keys.len()
+            + accounts.len()
+            + account_hours.len()
+            + 2 * addresses.len();
         if held + added > MAX_ITEMS {
             out.push(std::mem::take(&mut pack));
             endpoints.clear();
             keys.clear();
             accounts.clear();
             account_hours.clear();
+            addresses.clear();
         }
         endpoints.insert(e);
         keys.insert(r.key_id.clone());
         accounts.insert(r.account_id.clone());
         account_hours.insert(ah);
+        if let Some(a) = ad {
+            addresses.insert(a);
+        }
         pack.push((i, r));
     }
     if !pack.is_empty() {
