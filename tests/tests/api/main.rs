@@ -6,6 +6,7 @@ mod accounts;
 mod auth;
 mod authorizer;
 mod browser;
+mod bulk;
 mod conditional;
 mod console;
 mod errors;

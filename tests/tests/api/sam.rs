@@ -315,7 +315,11 @@ fn every_route_of_the_code_reaches_the_api_function_without_the_authorizer() {
         let ops = operations(c, "Api");
         for r in ROUTES {
             // A route deployed as ANY alone reaches the function through it.
-            let method = if r.any_only { "ANY".to_string() } else { r.method.to_string() };
+            let method = if r.any_only {
+                "ANY".to_string()
+            } else {
+                r.method.to_string()
+            };
             let key = (method, r.path.to_string());
             let op = ops
                 .get(&key)
