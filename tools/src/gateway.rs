@@ -612,6 +612,29 @@ pub fn new_request_id() -> String {
     )
 }
 
+/// Header values as text for the events: HTTP/1.1 header bytes beyond
+/// ASCII are ISO-8859-1 (RFC 9110 §5.5 calls them obs-text), and an event is
+/// JSON, so a value that is not UTF-8 already is read as Latin-1 and written
+/// as UTF-8 (API Gateway's event is JSON too; how it decodes such bytes is
+/// not documented, and the functions treat non-ASCII values as unknown
+/// either way). Without this a client's `If-None-Match: ê` (one byte, 0xEA,
+/// as schemathesis sends it) could not be put into the event at all and the
+/// local gateway answered 500.
+fn latin1_as_utf8(headers: HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in &headers {
+        let value = match std::str::from_utf8(value.as_bytes()) {
+            Ok(_) => value.clone(),
+            Err(_) => {
+                let text: String = value.as_bytes().iter().map(|&b| char::from(b)).collect();
+                HeaderValue::from_str(&text).unwrap_or_else(|_| value.clone())
+            }
+        };
+        out.append(name.clone(), value);
+    }
+    out
+}
+
 /// What API Gateway puts in an event's single-valued fields: the last value
 /// of each header, and the query string parsed.
 fn single_values(headers: &HeaderMap, query: Option<&str>) -> (HeaderMap, QueryMap) {
@@ -814,7 +837,8 @@ async fn handle(
     }
     let request_id = new_request_id();
     let none = HashMap::new();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    parts.headers = latin1_as_utf8(parts.headers);
     let seen = parts.extensions.get::<SeenSlot>().cloned();
     note(seen.as_ref(), |s| s.request_id = Some(request_id.clone()));
     let Ok(body) = axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await else {

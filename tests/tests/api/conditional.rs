@@ -135,3 +135,21 @@ async fn a_webhook_read_has_a_strong_etag_that_changes_after_an_update() {
     let list = etag(&get_if(&app, "/api/v1/webhooks", None).await);
     assert_not_modified(&get_if(&app, "/api/v1/webhooks", Some(&list)).await, &list);
 }
+
+#[tokio::test]
+async fn an_if_none_match_that_is_not_ascii_is_ignored_not_a_server_error() {
+    // Found by the fuzzer: `If-None-Match: ê` on GET /api/v1/webhooks.
+    let app = spawn_app_with(&webhook_env("1")).await;
+    for value in [&b"\xc3\xaa"[..], &b"\xea"[..], &b"W/\"\xc3\xaa\", *x"[..]] {
+        for path in ["/api/v1/webhooks", "/api/v1/api-keys"] {
+            let v = reqwest::header::HeaderValue::from_bytes(value).unwrap();
+            let req = app
+                .client
+                .get(app.url(path))
+                .bearer_auth(&app.admin_key)
+                .header("if-none-match", v);
+            let r = app.raw(req).await;
+            assert_eq!(r.status, StatusCode::OK, "{path} {value:?}: {}", r.body);
+        }
+    }
+}
