@@ -16,7 +16,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 pub use outbox::{OUTBOX_SHARDS, outbox_partitions, outbox_shard};
 pub use security::{ADDRESS_READ, Failed, Subject, TopAddresses};
@@ -243,6 +243,40 @@ impl Store {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Every item of the usage table's partition `pk` whose sort key lies in
+    /// `from..=to`, through all of DynamoDB's pages (a page stops at 1 MB):
+    /// the per-hour and per-day sums are read this way.
+    #[tracing::instrument(skip(self))]
+    pub(crate) async fn usage_range(
+        &self,
+        pk: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<std::collections::HashMap<String, AttributeValue>>, StoreError> {
+        let text = |v: &str| AttributeValue::S(v.to_string());
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.tables.usage)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", text(pk))
+                .expression_attribute_values(":from", text(from))
+                .expression_attribute_values(":to", text(to))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// Runs a transaction. One cancelled because another transaction held an

@@ -220,29 +220,13 @@ impl Store {
         to: &str,
     ) -> Result<Failed, StoreError> {
         let mut failed = Failed::default();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.tables.usage)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(subject.pk()))
-                .expression_attribute_values(":from", s(format!("fd#{from}")))
-                .expression_attribute_values(":to", s(format!("fd#{to}")))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            for i in page.items.unwrap_or_default() {
-                failed.total += num(&i, "failed");
-                failed.s401 += num(&i, "s401");
-                failed.s403 += num(&i, "s403");
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
+        let items = self
+            .usage_range(&subject.pk(), &format!("fd#{from}"), &format!("fd#{to}"))
+            .await?;
+        for i in &items {
+            failed.total += num(i, "failed");
+            failed.s401 += num(i, "s401");
+            failed.s403 += num(i, "s403");
         }
         Ok(failed)
     }

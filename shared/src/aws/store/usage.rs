@@ -587,34 +587,21 @@ impl Store {
         from: &str,
         to: &str,
     ) -> Result<Vec<EndpointHour>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.tables.usage)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(format!("k#{key_id}")))
-                .expression_attribute_values(":from", s(format!("h#{from}")))
-                .expression_attribute_values(":to", s(format!("h#{to}#~")))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            for i in page.items.unwrap_or_default() {
-                out.push(EndpointHour {
-                    hour: text(&i, "hour_start"),
-                    endpoint: text(&i, "endpoint"),
-                    tally: tally_of(&i),
-                });
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
-        Ok(out)
+        let items = self
+            .usage_range(
+                &format!("k#{key_id}"),
+                &format!("h#{from}"),
+                &format!("h#{to}#~"),
+            )
+            .await?;
+        Ok(items
+            .iter()
+            .map(|i| EndpointHour {
+                hour: text(i, "hour_start"),
+                endpoint: text(i, "endpoint"),
+                tally: tally_of(i),
+            })
+            .collect())
     }
 
     /// An account's per-hour sums for the hours `from..=to` (`2026-11-23T18`),
@@ -626,30 +613,17 @@ impl Store {
         from: &str,
         to: &str,
     ) -> Result<Vec<(String, Tally)>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.tables.usage)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(format!("a#{account_id}")))
-                .expression_attribute_values(":from", s(format!("h#{from}")))
-                .expression_attribute_values(":to", s(format!("h#{to}")))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            for i in page.items.unwrap_or_default() {
-                out.push((text(&i, "hour_start"), tally_of(&i)));
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
-        Ok(out)
+        let items = self
+            .usage_range(
+                &format!("a#{account_id}"),
+                &format!("h#{from}"),
+                &format!("h#{to}"),
+            )
+            .await?;
+        Ok(items
+            .iter()
+            .map(|i| (text(i, "hour_start"), tally_of(i)))
+            .collect())
     }
 
     /// An account's all-time sums.
