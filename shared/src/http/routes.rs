@@ -39,14 +39,9 @@ const fn route(method: Method, path: &'static str, scope: Option<&'static str>) 
 
 /// A route deployed as its resource's `ANY` method alone (`any_only`).
 const fn any_only(method: Method, path: &'static str, scope: Option<&'static str>) -> Route {
-    Route {
-        method,
-        path,
-        scope,
-        metered: true,
-        public: false,
-        any_only: true,
-    }
+    let mut r = route(method, path, scope);
+    r.any_only = true;
+    r
 }
 
 /// A route that needs no key.
