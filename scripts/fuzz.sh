@@ -24,7 +24,7 @@ seconds=${FUZZ_SECONDS:-600}
 seed=${FUZZ_SEED:-$(python3 -c 'import secrets; print(secrets.randbelow(2**31))')}
 out="$root/.local/fuzz"
 
-# One schemathesis run: phases, workers, seconds, scratch dir, port. Its key
+# One schemathesis run: phases, workers, seconds, scratch dir, port, seed. Its key
 # comes from scripts/fuzz_auth.py, which replaces it when the fuzzer has
 # revoked it (see there).
 schemathesis_run() {
@@ -37,7 +37,7 @@ schemathesis_run() {
     --checks all \
     --phases "$1" \
     --max-time "$3" \
-    --seed "$seed" \
+    --seed "$6" \
     --workers "$2" \
     --request-timeout 10 \
     --suppress-health-check all \
@@ -95,16 +95,27 @@ inside() {
   : >"$out/schemathesis.log"
   if [ -n "$first" ]; then
     budget=$(( seconds / 4 > 30 ? seconds / 4 : 30 ))
-    schemathesis_run "$first" 1 "$budget" "$work" "$port" || rc=$?
+    schemathesis_run "$first" 1 "$budget" "$work" "$port" "$seed" || rc=$?
   fi
-  if [ -n "$rest" ] && [ "$rc" -eq 0 ]; then
+  # Fuzzing and stateful in rounds until the time is spent. One round ends
+  # on its own once every operation has had its examples (schemathesis'
+  # --max-examples, 100 by default), in well under a minute when the stack
+  # is quick; raising the count instead would spend the whole budget on
+  # the first operations the workers take. Round r runs with seed + r, so
+  # each round tries new cases and a run replays from its one seed.
+  local round=0
+  while [ -n "$rest" ] && [ "$rc" -eq 0 ]; do
     budget=$(( seconds - (SECONDS - started) ))
-    [ "$budget" -ge 10 ] || budget=10
-    schemathesis_run "$rest" "${FUZZ_WORKERS:-2}" "$budget" "$work" "$port" || rc=$?
-  fi
+    if [ "$budget" -lt 10 ]; then
+      [ "$round" -eq 0 ] || break
+      budget=10
+    fi
+    schemathesis_run "$rest" "${FUZZ_WORKERS:-2}" "$budget" "$work" "$port" $(( seed + round )) || rc=$?
+    round=$(( round + 1 ))
+  done
   local cases; cases=$(grep -Eo '[0-9]+ generated' "$out/schemathesis.log" | awk '{n += $1} END {print n + 0}')
   local replaced; replaced=$(wc -l <"$FUZZ_KEYS_LOG")
-  log "seed $seed, ${seconds} s: ${cases:-no} test cases; the fuzzer revoked or narrowed its key $replaced times, each time replaced"
+  log "seed $seed, ${seconds} s: ${cases:-no} test cases (fuzzing and stateful in $round rounds); the fuzzer revoked or narrowed its key $replaced times, each time replaced"
   # A crash of schemathesis itself is not a clean run either.
   if [ "$rc" -eq 0 ] && grep -qE '^(Error|.*Traceback|.*Internal Error)' "$out/schemathesis.log"; then
     log "schemathesis reported an error of its own"
@@ -125,7 +136,9 @@ fi
 mkdir -p "$out"
 rm -f "$out"/*.log "$out"/*.xml "$out"/*.ndjson
 "$root/scripts/stack.sh" setup
-${CARGO:-cargo} build -p keyhub-tools --bin keyhub-local --bin keyhub-admin
+# The build `make test` makes: building only keyhub-tools would resolve
+# the dependencies' features differently and compile the AWS SDK again.
+${CARGO:-cargo} build --workspace --all-targets
 log "seed $seed (replay: FUZZ_SEED=$seed make fuzz)"
 # A network namespace of our own: root makes one directly, anyone else
 # through a user namespace.
