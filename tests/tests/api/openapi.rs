@@ -75,7 +75,7 @@ fn every_route_is_documented_with_its_scope_and_nothing_else_is() {
 fn every_error_code_the_api_can_answer_is_in_the_schema() {
     let doc: Value = serde_yaml_ng::from_str(OPENAPI).unwrap();
     let codes: BTreeSet<&str> =
-        doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+        doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"]
             .as_sequence()
             .unwrap()
             .iter()
