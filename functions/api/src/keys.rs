@@ -145,15 +145,23 @@ pub async fn get(call: &Call<'_>) -> Reply {
 
 /// Where the key and its account stand in each limited window, read from
 /// the limiter's items without taking a unit: `{"key": {"minute": {limit,
-/// remaining, reset}, ...}, "account": {...}}`, unlimited windows left out.
+/// remaining, reset}, ...}, "account": {...}, "environment": "live"}`,
+/// unlimited windows left out. A test key's `account` is the account's test
+/// keys' counter (`environment` says which), apart from the live keys'.
 /// The account's standing includes the request that reads it when that
-/// request's key is of the same account (it is, always): the guard took its
-/// unit before this reads. `null` when the counters cannot be read: the key
+/// request's key is of the same account (it is, always) and environment:
+/// the guard took its unit before this reads. `null` when the counters cannot be read: the key
 /// itself is still worth answering with.
 async fn rate_limit_status(call: &Call<'_>, record: &KeyRecord) -> Value {
     use keyhub::aws::ratelimit::checks_for;
     let p = keyhub::http::auth::Principal::from_record(record, call.deps.guard.policy());
-    let checks = checks_for(&p.key_id, &p.key_limits, &p.account_id, &p.account_limits);
+    let checks = checks_for(
+        &p.key_id,
+        &p.key_limits,
+        &p.account_id,
+        p.environment,
+        &p.account_limits,
+    );
     let states = match call.deps.limiter.standing(&checks, call.now).await {
         Ok(states) => states,
         Err(e) => {
@@ -161,7 +169,7 @@ async fn rate_limit_status(call: &Call<'_>, record: &KeyRecord) -> Value {
             return Value::Null;
         }
     };
-    let mut out = json!({"key": {}, "account": {}});
+    let mut out = json!({"key": {}, "account": {}, "environment": p.environment.as_str()});
     for (subject, s) in states {
         let side = if subject.starts_with("k#") {
             "key"

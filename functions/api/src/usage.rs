@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::Duration;
 use keyhub::ApiError;
 use keyhub::aws::store::{Failed, RecentRequest, StoreError, Subject, TopAddresses, hour_start};
+use keyhub::domain::apikey::Environment;
 use keyhub::domain::key::KeyState;
 use keyhub::domain::pepper::KeyId;
 use keyhub::domain::time::{self, Timestamp};
@@ -163,16 +164,34 @@ fn floor(t: Timestamp, g: Granularity) -> Timestamp {
 /// empty series, a range longer than the maximum keeps its last periods,
 /// and times are held to years 0001 to 9999.
 fn range(q: &HashMap<String, String>, now: Timestamp) -> Result<Range, ApiError> {
-    if let Some(k) = q
-        .keys()
-        .find(|k| !["granularity", "from", "to"].contains(&k.as_str()))
-    {
-        return Err(ApiError::invalid(
+    known_only(q, &["granularity", "from", "to"])?;
+    range_of(q, now)
+}
+
+/// Refuses a query parameter not in `known`.
+fn known_only(q: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match q.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::invalid(
             k.as_str(),
             "unknown_parameter",
-            format!("unknown query parameter '{k}'; known: granularity, from, to"),
-        ));
+            format!("unknown query parameter '{k}'; known: {}", known.join(", ")),
+        )),
+        None => Ok(()),
     }
+}
+
+/// Which of the account's keys a dashboard read adds up: `environment=live`
+/// (the default) or `test`. Test keys are sandbox keys, so the live numbers
+/// hold none of their traffic, as their rate limits are apart too.
+fn environment(q: &HashMap<String, String>) -> Result<Environment, ApiError> {
+    match q.get("environment") {
+        None => Ok(Environment::Live),
+        Some(e) => Environment::parse(e)
+            .ok_or_else(|| bad("environment", "environment must be live or test")),
+    }
+}
+
+fn range_of(q: &HashMap<String, String>, now: Timestamp) -> Result<Range, ApiError> {
     let g = match q.get("granularity").map(String::as_str) {
         None | Some("hour") => Granularity::Hour,
         Some("day") => Granularity::Day,
@@ -286,11 +305,15 @@ pub async fn series(call: &Call<'_>) -> Reply {
 }
 
 /// `GET /api/v1/dashboard/usage`: the account's calls by hour or day and
-/// status class, over all its keys, from the usage function's per-account
-/// per-hour sums (one Query, however many keys the account has). Takes the
-/// same `granularity`, `from` and `to` as a key's series.
+/// status class, over all its keys of one environment (`environment`, live
+/// by default), from the usage function's per-account per-hour sums (one
+/// Query, however many keys the account has). Takes the same
+/// `granularity`, `from` and `to` as a key's series.
 pub async fn account_series(call: &Call<'_>) -> Reply {
-    let r = range(&keyhub::http::request::query(call.req)?, call.now)?;
+    let q = keyhub::http::request::query(call.req)?;
+    known_only(&q, &["granularity", "from", "to", "environment"])?;
+    let env = environment(&q)?;
+    let r = range_of(&q, call.now)?;
     let g = r.granularity;
     let account = &call.principal.account_id;
     let mut periods: BTreeMap<Timestamp, Tally> =
@@ -301,7 +324,7 @@ pub async fn account_series(call: &Call<'_>) -> Reply {
         let last_hour = r.end() - Duration::hours(1);
         call.deps
             .store
-            .account_usage_hours(account, &hour_of(&r.from), &hour_of(&last_hour))
+            .account_usage_hours(account, env, &hour_of(&r.from), &hour_of(&last_hour))
             .await?
     };
     let mut totals = Tally::default();
@@ -334,6 +357,7 @@ pub async fn account_series(call: &Call<'_>) -> Reply {
         200,
         json!({
             "account_id": account,
+            "environment": env.as_str(),
             "granularity": match g { Granularity::Hour => "hour", Granularity::Day => "day" },
             "from": time::format(&r.from),
             "to": time::format(&r.end()),
@@ -347,14 +371,20 @@ pub async fn account_series(call: &Call<'_>) -> Reply {
 /// Keys listed on the dashboard, most used first.
 const DASHBOARD_KEYS: usize = 100;
 
+/// `GET /api/v1/dashboard/stats`: the account's keys of one environment
+/// (`environment`, live by default) and their calls, so that test traffic
+/// never shows in the live numbers. Other query parameters are ignored, as
+/// they were before `environment`. `security` covers every key.
 pub async fn dashboard(call: &Call<'_>) -> Reply {
+    let env = environment(&keyhub::http::request::query(call.req)?)?;
     let store = &call.deps.store;
     let account = &call.principal.account_id;
-    let (keys, totals, security) = futures::try_join!(
+    let (mut keys, totals, security) = futures::try_join!(
         store.list_keys(account),
-        store.account_usage(account),
+        store.account_usage(account, env),
         security(call, Subject::Account(account), &call.now, &call.now),
     )?;
+    keys.retain(|k| k.environment == env);
     let active = keys
         .iter()
         .filter(|k| k.state(call.now) == KeyState::Usable)
@@ -387,6 +417,7 @@ pub async fn dashboard(call: &Call<'_>) -> Reply {
     Ok((
         200,
         json!({
+            "environment": env.as_str(),
             "active_api_keys": active,
             "total_api_keys": keys.len(),
             "total_api_calls": totals.requests,

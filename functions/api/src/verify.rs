@@ -132,6 +132,7 @@ async fn record_usage(
         request_id: keyhub::http::request::request_id(call.req),
         key_id: principal.key_id.clone(),
         account_id: principal.account_id.clone(),
+        environment: principal.environment,
         method: body
             .method
             .as_ref()

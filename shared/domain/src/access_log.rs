@@ -13,6 +13,7 @@
 
 use serde::Deserialize;
 
+use crate::apikey::Environment;
 use crate::time::Timestamp;
 use crate::usage::UsageRecord;
 
@@ -21,6 +22,7 @@ pub const FORMAT: &str = concat!(
     r#"{"requestId":"$context.requestId","#,
     r#""keyId":"$context.authorizer.key_id","#,
     r#""accountId":"$context.authorizer.account_id","#,
+    r#""environment":"$context.authorizer.environment","#,
     r#""resourcePath":"$context.resourcePath","#,
     r#""httpMethod":"$context.httpMethod","#,
     r#""status":"$context.status","#,
@@ -89,6 +91,9 @@ struct Raw {
     request_id: String,
     key_id: String,
     account_id: String,
+    /// Absent from lines written before sandbox keys.
+    #[serde(default)]
+    environment: String,
     resource_path: String,
     http_method: String,
     status: String,
@@ -106,6 +111,9 @@ pub struct AccessLine {
     /// identified no key (a 401 for a key that did not parse).
     pub key_id: Option<String>,
     pub account_id: Option<String>,
+    /// The key's environment, from the authorizer's context (`live` when
+    /// the line names none).
+    pub environment: Environment,
     /// The resource path (`/api/v1/api-keys/{id}`); `None` when no route
     /// matched.
     pub route: Option<String>,
@@ -158,6 +166,9 @@ impl AccessLine {
             request_id,
             key_id: present(raw.key_id),
             account_id: present(raw.account_id),
+            environment: present(raw.environment)
+                .and_then(|e| Environment::parse(&e))
+                .unwrap_or_default(),
             route: present(raw.resource_path),
             method: raw.http_method,
             status,
@@ -194,6 +205,7 @@ impl AccessLine {
             request_id: self.request_id.clone(),
             key_id: key_id.clone(),
             account_id: account_id.clone(),
+            environment: self.environment,
             method: self.method.clone(),
             route,
             status: self.status,
@@ -255,6 +267,7 @@ mod tests {
                 "requestId",
                 "authorizer.key_id",
                 "authorizer.account_id",
+                "authorizer.environment",
                 "resourcePath",
                 "httpMethod",
                 "status",
@@ -281,6 +294,12 @@ mod tests {
         assert_eq!(r.status, 200);
         assert_eq!(r.latency_ms, 12.0);
         assert_eq!(crate::time::format(&r.time), "2025-12-01T22:00:00.123Z");
+        // No environment in the context (`-`): a live key's line.
+        assert_eq!(r.environment, Environment::Live);
+        let mut test = allowed();
+        test.push(("authorizer.environment", "test"));
+        let r = AccessLine::parse(&line(&test)).unwrap().usage().unwrap();
+        assert_eq!(r.unwrap().environment, Environment::Test);
     }
 
     #[test]

@@ -3,9 +3,22 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::apikey::Environment;
 use crate::base62;
 use crate::limits::Plan;
 use crate::time::{self, Timestamp};
+
+/// The name an account's keys of one environment are counted under, in the
+/// rate-limit counters and the usage sums: `a#{id}` for its live keys (as
+/// every key was before sandbox keys), `a#{id}#test` for its test keys. Two
+/// names, so a burst of test traffic never refuses a live key, and the
+/// dashboard's live numbers hold no test requests.
+pub fn subject(account_id: &str, environment: Environment) -> String {
+    match environment {
+        Environment::Live => format!("a#{account_id}"),
+        Environment::Test => format!("a#{account_id}#test"),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {

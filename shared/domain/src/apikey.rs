@@ -18,9 +18,15 @@ pub const CHECKSUM_LEN: usize = 6;
 /// Characters of the key shown in listings (`kh_live_AbCd`).
 pub const DISPLAY_PREFIX_LEN: usize = 12;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A key's environment. `test` keys are sandbox keys: the account's test
+/// keys share their own rate-limit counters and usage sums, apart from its
+/// live keys' (`account::subject`), so testing never spends production
+/// quota. What has no environment recorded (a usage record or an
+/// authorizer context from before sandbox keys) is `live`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
+    #[default]
     Live,
     Test,
 }

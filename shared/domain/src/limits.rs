@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::apikey::Environment;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Plan {
@@ -129,6 +131,11 @@ pub struct RateLimitPolicy {
     pub free: Limits,
     pub pro: Limits,
     pub enterprise: Limits,
+    /// What an account's test keys may do together, whatever its plan
+    /// (`"test": {...}` in `KEYHUB_RATE_LIMITS`); absent, they get the
+    /// plan's limits, counted apart from the live keys'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<Limits>,
 }
 
 impl Default for RateLimitPolicy {
@@ -144,6 +151,7 @@ impl Default for RateLimitPolicy {
                 per_hour: None,
                 per_day: None,
             },
+            test: None,
         }
     }
 }
@@ -154,6 +162,16 @@ impl RateLimitPolicy {
             Plan::Free => self.free,
             Plan::Pro => self.pro,
             Plan::Enterprise => self.enterprise,
+        }
+    }
+
+    /// The limits an account's keys of `environment` share: the plan's for
+    /// live keys; for test keys the `test` limits if set, else the plan's
+    /// (on a counter of their own either way).
+    pub fn account(&self, plan: Plan, environment: Environment) -> Limits {
+        match (environment, self.test) {
+            (Environment::Test, Some(test)) => test,
+            _ => self.plan(plan),
         }
     }
 }
@@ -188,5 +206,19 @@ mod tests {
         assert_eq!(p.plan(Plan::Free), Limits::new(50, 1_000, 10_000));
         assert_eq!(p.plan(Plan::Pro), Limits::new(500, 10_000, 100_000));
         assert_eq!(p.plan(Plan::Enterprise).get(Window::Day), None);
+    }
+
+    #[test]
+    fn test_keys_get_the_plan_unless_test_limits_are_set() {
+        let mut p = RateLimitPolicy::default();
+        assert_eq!(p.account(Plan::Pro, Environment::Test), p.pro);
+        let test = Limits::new(5, 50, 500);
+        p.test = Some(test);
+        assert_eq!(p.account(Plan::Pro, Environment::Test), test);
+        assert_eq!(p.account(Plan::Pro, Environment::Live), p.pro);
+        // A policy written before test limits still reads.
+        let old = r#"{"key_default":{},"free":{},"pro":{},"enterprise":{}}"#;
+        let read: RateLimitPolicy = serde_json::from_str(old).unwrap();
+        assert_eq!(read.test, None);
     }
 }

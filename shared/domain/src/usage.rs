@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::account;
+use crate::apikey::Environment;
 use crate::pepper::KeyId;
 use crate::time::{self, Timestamp};
 
@@ -17,6 +19,11 @@ pub struct UsageRecord {
     pub request_id: String,
     pub key_id: String,
     pub account_id: String,
+    /// The key's environment: a test key's requests are summed for its
+    /// account apart from the live keys' (`account::subject`). A record
+    /// from before sandbox keys has none and is `live`.
+    #[serde(default)]
+    pub environment: Environment,
     pub method: String,
     /// The route's resource path (`/api/v1/api-keys/{id}`), so that usage
     /// groups by endpoint, not by every id in a path.
@@ -72,6 +79,12 @@ impl UsageRecord {
     pub fn endpoint(&self) -> String {
         format!("{} {}", self.method, self.route)
     }
+
+    /// Where the account's sums of this record go: `a#{account}` for a
+    /// live key, `a#{account}#test` for a test key.
+    pub fn account_subject(&self) -> String {
+        account::subject(&self.account_id, self.environment)
+    }
 }
 
 /// `2026-11-23T18`: the UTC hour a time falls in, as stored.
@@ -124,9 +137,9 @@ pub struct Sums {
     pub endpoints: BTreeMap<(String, String, String), Tally>,
     /// key id → sums (for `usage_count` and `last_used`)
     pub keys: BTreeMap<String, Tally>,
-    /// account id → sums
+    /// account subject (`a#{id}`, or `a#{id}#test` for its test keys) → sums
     pub accounts: BTreeMap<String, Tally>,
-    /// (account id, hour) → sums, for the account's series (which the
+    /// (account subject, hour) → sums, for the account's series (which the
     /// per-key aggregates could only give by reading every key)
     pub account_hours: BTreeMap<(String, String), Tally>,
     /// (key id, day, address) → requests, for the key's top addresses
@@ -143,9 +156,9 @@ pub fn sum(records: &[UsageRecord]) -> Sums {
             .or_default()
             .add(r);
         s.keys.entry(r.key_id.clone()).or_default().add(r);
-        s.accounts.entry(r.account_id.clone()).or_default().add(r);
+        s.accounts.entry(r.account_subject()).or_default().add(r);
         s.account_hours
-            .entry((r.account_id.clone(), hour_of(&r.time)))
+            .entry((r.account_subject(), hour_of(&r.time)))
             .or_default()
             .add(r);
         if let Some(ip) = &r.source_ip {
@@ -170,6 +183,7 @@ mod tests {
             request_id: format!("r-{key}-{status}-{at}"),
             key_id: key.into(),
             account_id: "acct_1".into(),
+            environment: Environment::Live,
             method: "GET".into(),
             route: "/api/v1/api-keys/{id}".into(),
             status,
@@ -206,14 +220,32 @@ mod tests {
         assert_eq!(k1_10.latency_max_ms, 10.0);
         assert_eq!(s.keys[K1].requests, 3);
         assert_eq!(s.keys[K1].last, time::parse("2026-01-01T11:00:00Z"));
-        assert_eq!(s.accounts["acct_1"].requests, 4);
-        assert_eq!(s.accounts["acct_1"].s5xx, 1);
-        let hour = |h: &str| s.account_hours[&("acct_1".to_string(), h.to_string())];
+        assert_eq!(s.accounts["a#acct_1"].requests, 4);
+        assert_eq!(s.accounts["a#acct_1"].s5xx, 1);
+        let hour = |h: &str| s.account_hours[&("a#acct_1".to_string(), h.to_string())];
         assert_eq!(hour("2026-01-01T10").requests, 3);
         assert_eq!(
             (hour("2026-01-01T11").requests, hour("2026-01-01T11").s5xx),
             (1, 1)
         );
+    }
+
+    #[test]
+    fn a_test_keys_requests_are_summed_apart_from_the_live_keys() {
+        let mut t = record(K2, 200, 1.0, "2026-01-01T10:30:00Z");
+        t.environment = Environment::Test;
+        let s = sum(&[record(K1, 200, 1.0, "2026-01-01T10:00:00Z"), t.clone()]);
+        assert_eq!(s.accounts["a#acct_1"].requests, 1);
+        assert_eq!(s.accounts["a#acct_1#test"].requests, 1);
+        let test_hour = ("a#acct_1#test".to_string(), "2026-01-01T10".to_string());
+        assert_eq!(s.account_hours[&test_hour].requests, 1);
+        // Its environment travels in the queued record; one without is live.
+        let mut v = serde_json::to_value(&t).unwrap();
+        assert_eq!(v["environment"], "test");
+        assert_eq!(UsageRecord::parse(&v.to_string()).unwrap(), t);
+        v.as_object_mut().unwrap().remove("environment");
+        let old = UsageRecord::parse(&v.to_string()).unwrap();
+        assert_eq!(old.environment, Environment::Live);
     }
 
     #[test]

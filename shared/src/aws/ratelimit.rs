@@ -1,7 +1,8 @@
 //! Fixed-window rate limits counted in DynamoDB, exact under concurrency, at
 //! one write per subject.
 //!
-//! Each subject (a key, `k#{id}`, or an account, `a#{id}`) has one item
+//! Each subject (a key, `k#{id}`, or an account's keys of one environment,
+//! `a#{id}` for live keys and `a#{id}#test` for test keys) has one item
 //! holding every limited window: its start and its count (`m_start`,
 //! `m_count`, and the same for `h_` and `d_`). A request takes one
 //! conditional `UpdateItem` per subject that counts all of its windows at
@@ -31,6 +32,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use futures::future::join_all;
 
 use crate::aws::store::{StoreError, classify, is_throttling_code};
+use crate::domain::account;
+use crate::domain::apikey::Environment;
 use crate::domain::limits::{Limits, Window};
 use crate::domain::time::Timestamp;
 
@@ -43,11 +46,19 @@ pub struct Check {
 }
 
 /// The counters for a key and its account: each window that has a limit.
-pub fn checks_for(key_id: &str, key: &Limits, account_id: &str, account: &Limits) -> Vec<Check> {
+/// A test key's account counter is the account's test subject, so test
+/// traffic never spends what the live keys share.
+pub fn checks_for(
+    key_id: &str,
+    key: &Limits,
+    account_id: &str,
+    environment: Environment,
+    account: &Limits,
+) -> Vec<Check> {
     let mut out = Vec::new();
     for (subject, limits) in [
         (format!("k#{key_id}"), key),
-        (format!("a#{account_id}"), account),
+        (account::subject(account_id, environment), account),
     ] {
         for window in Window::ALL {
             if let Some(limit) = limits.get(window) {
@@ -75,7 +86,7 @@ pub struct WindowState {
 /// A refused window whose `rate_limit.exceeded` event has not been sent yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unannounced {
-    /// `k#{key id}` or `a#{account id}`.
+    /// `k#{key id}`, `a#{account id}` or `a#{account id}#test`.
     pub subject: String,
     pub state: WindowState,
 }
@@ -650,8 +661,10 @@ mod tests {
             per_hour: None,
             per_day: None,
         };
-        let checks = checks_for("key_1", &key, "acct_1", &account);
+        let checks = checks_for("key_1", &key, "acct_1", Environment::Live, &account);
         assert_eq!(checks.len(), 4);
+        let test = checks_for("key_1", &key, "acct_1", Environment::Test, &account);
+        assert_eq!(test[3].subject, "a#acct_1#test");
         assert_eq!(
             checks[3],
             Check {
@@ -668,6 +681,7 @@ mod tests {
             "key_1",
             &Limits::new(10, 100, 1000),
             "acct_1",
+            Environment::Live,
             &Limits {
                 per_minute: Some(5),
                 per_hour: None,

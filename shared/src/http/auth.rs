@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::aws::store::{Store, StoreError};
 use crate::cache::{CacheSettings, Cached, KeyCache};
-use crate::domain::apikey::{ApiKey, KeyPrefix};
+use crate::domain::apikey::{ApiKey, Environment, KeyPrefix};
 use crate::domain::key::KeyRecord;
 use crate::domain::limits::{Limits, Plan, RateLimitPolicy};
 use crate::domain::pepper::{KeyId, Pepper};
@@ -28,8 +28,12 @@ pub struct Principal {
     pub plan: Plan,
     /// The key's own limits, its overrides over the deployment defaults.
     pub key_limits: Limits,
-    /// The limits of the account's plan, shared by all its keys.
+    /// The limits of the account's plan, shared by all its keys of the
+    /// key's environment.
     pub account_limits: Limits,
+    /// `test` keys are counted under the account's test subject, apart
+    /// from its live keys (`account::subject`).
+    pub environment: Environment,
 }
 
 impl Principal {
@@ -40,7 +44,8 @@ impl Principal {
             scopes: record.scopes.clone(),
             plan: record.plan,
             key_limits: record.rate_limits.or(&policy.key_default),
-            account_limits: policy.plan(record.plan),
+            account_limits: policy.account(record.plan, record.environment),
+            environment: record.environment,
         }
     }
 
@@ -63,6 +68,10 @@ impl Principal {
                 "account_limits".to_string(),
                 Value::from(limits_text(&self.account_limits)),
             ),
+            (
+                "environment".to_string(),
+                Value::from(self.environment.as_str()),
+            ),
         ])
     }
 
@@ -76,6 +85,11 @@ impl Principal {
             plan: Plan::parse(get("plan")?)?,
             key_limits: parse_limits(get("key_limits")?)?,
             account_limits: parse_limits(get("account_limits")?)?,
+            // A context from an authorizer before sandbox keys names none.
+            environment: match get("environment") {
+                None => Environment::Live,
+                Some(e) => Environment::parse(e)?,
+            },
         })
     }
 
@@ -407,8 +421,15 @@ mod tests {
                 per_hour: None,
                 per_day: None,
             },
+            environment: Environment::Test,
         };
-        assert_eq!(Principal::from_context(&p.to_context()), Some(p));
+        assert_eq!(Principal::from_context(&p.to_context()), Some(p.clone()));
+        let mut old = p.to_context();
+        old.remove("environment");
+        assert_eq!(
+            Principal::from_context(&old).map(|o| o.environment),
+            Some(Environment::Live)
+        );
         assert_eq!(Principal::from_context(&HashMap::new()), None);
         assert_eq!(parse_limits("1/2"), None);
         assert_eq!(parse_limits("1/2/3/4"), None);

@@ -157,6 +157,8 @@ impl Guard {
         let data = serde_json::json!({
             "key_id": p.key_id,
             "subject": if subject.starts_with("a#") { "account" } else { "key" },
+            // Which of the account's counters: its live keys' or test keys'.
+            "environment": p.environment.as_str(),
             "window": state.window.as_str(),
             "limit": state.limit,
             "reset": state.reset,
@@ -223,6 +225,7 @@ impl Guard {
             request_id: served.request_id.to_string(),
             key_id: p.key_id.clone(),
             account_id: p.account_id.clone(),
+            environment: p.environment,
             method: served.req.method().as_str().to_string(),
             route: served.route.to_string(),
             status,
@@ -305,7 +308,13 @@ impl Guard {
         p: &Principal,
         now: Timestamp,
     ) -> Result<Option<WindowState>, Rejection> {
-        let checks = checks_for(&p.key_id, &p.key_limits, &p.account_id, &p.account_limits);
+        let checks = checks_for(
+            &p.key_id,
+            &p.key_limits,
+            &p.account_id,
+            p.environment,
+            &p.account_limits,
+        );
         match self.limiter.hit(&checks, now).await {
             Ok(Outcome::Allowed(state)) => Ok(state),
             Ok(Outcome::Denied {

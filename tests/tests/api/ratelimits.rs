@@ -2,6 +2,7 @@ use std::collections::HashMap;
 
 use futures::future::join_all;
 use keyhub::aws::ratelimit::{Check, Limiter, Outcome, WindowState, checks_for, window_start};
+use keyhub::domain::apikey::Environment;
 use keyhub::domain::limits::{Limits, Plan, Window};
 use keyhub_tools::calls::CallCounter;
 use reqwest::StatusCode;
@@ -266,6 +267,7 @@ async fn a_request_the_account_refuses_gives_the_key_its_unit_back() {
                 ..Limits::default()
             },
             account,
+            Environment::Live,
             &Limits {
                 per_minute: Some(account_limit),
                 ..Limits::default()

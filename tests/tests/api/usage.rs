@@ -30,6 +30,7 @@ fn record(key_id: &str, request_id: &str, status: u16, route: &str) -> UsageReco
         request_id: request_id.to_string(),
         key_id: key_id.to_string(),
         account_id: "acct_usage".to_string(),
+        environment: Default::default(),
         method: "GET".to_string(),
         route: route.to_string(),
         status,
@@ -103,7 +104,12 @@ async fn a_redelivered_record_is_counted_once() {
     let again = keyhub_usage::handle(&deps, event(&mixed)).await;
     assert!(again.batch_item_failures.is_empty());
     assert_eq!(usage_count(&app, &id).await, 6);
-    let totals = app.stack.store.account_usage("acct_usage").await.unwrap();
+    let totals = app
+        .stack
+        .store
+        .account_usage("acct_usage", Default::default())
+        .await
+        .unwrap();
     assert_eq!((totals.requests, totals.s2xx, totals.s5xx), (6, 5, 1));
 }
 

@@ -483,6 +483,7 @@ async fn main() -> Result<(), Error> {
                         request_id: format!("bench-{consumers}-{i}"),
                         key_id: keys[skewed(i, 7, keys.len())].clone(),
                         account_id: admin.account.id.clone(),
+                        environment: Default::default(),
                         method: "GET".into(),
                         route: routes[skewed(i, 13, routes.len())].into(),
                         status: statuses[i % statuses.len()],

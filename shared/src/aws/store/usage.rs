@@ -1,7 +1,8 @@
 //! Usage: the recent-requests list (one item per record, with a TTL, which
 //! doubles as the record's "already counted" marker), per-key per-endpoint
 //! per-hour sums, per-key `usage_count` and `last_used` on the key item, and
-//! per-account totals and per-account per-hour sums, and per-key and
+//! per-account totals and per-account per-hour sums (apart for an account's
+//! live and test keys: `account::subject`), and per-key and
 //! per-account per-day source-address counters (`security`).
 //!
 //! Records are sorted by key, hour and endpoint and packed into transactions
@@ -28,6 +29,8 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{Store, StoreError, TxFailure, backoff, classify, classify_transaction, random_unit};
+use crate::domain::account;
+use crate::domain::apikey::Environment;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::usage::{self, Tally, UsageRecord};
 
@@ -286,11 +289,13 @@ impl Store {
             );
             kinds.push(Item::Key(key.clone(), last.is_some()));
         }
-        for (account, t) in &sums.accounts {
+        // An account's sums, apart for its live and its test keys: the
+        // subject is `a#{account}` or `a#{account}#test`.
+        for (subject, t) in &sums.accounts {
             let (add, values) = add_tally(t);
             let mut b = Update::builder()
                 .table_name(&self.tables.usage)
-                .key("pk", s(format!("a#{account}")))
+                .key("pk", s(subject.as_str()))
                 .key("sk", s("total"))
                 .update_expression(add);
             for (k, v) in values {
@@ -306,13 +311,13 @@ impl Store {
         // The account's hours: plain sums (no latency maximum, so no
         // condition), in the same transaction as the markers, so they count
         // each record exactly once as the key's sums do.
-        for ((account, hour), t) in &sums.account_hours {
+        for ((subject, hour), t) in &sums.account_hours {
             let expires = hour_start(hour).map_or(0, |h| h.timestamp())
                 + aggregate_retention.as_secs() as i64;
             let (add, values) = add_tally(t);
             let mut b = Update::builder()
                 .table_name(&self.tables.usage)
-                .key("pk", s(format!("a#{account}")))
+                .key("pk", s(subject.as_str()))
                 .key("sk", s(format!("h#{hour}")))
                 .update_expression(format!(
                     "{add} SET hour_start = :hour, expires_at = :expires"
@@ -604,18 +609,19 @@ impl Store {
             .collect())
     }
 
-    /// An account's per-hour sums for the hours `from..=to` (`2026-11-23T18`),
-    /// as (hour, sums).
+    /// An account's per-hour sums of its keys of `environment` for the
+    /// hours `from..=to` (`2026-11-23T18`), as (hour, sums).
     #[tracing::instrument(skip(self))]
     pub async fn account_usage_hours(
         &self,
         account_id: &str,
+        environment: Environment,
         from: &str,
         to: &str,
     ) -> Result<Vec<(String, Tally)>, StoreError> {
         let items = self
             .usage_range(
-                &format!("a#{account_id}"),
+                &account::subject(account_id, environment),
                 &format!("h#{from}"),
                 &format!("h#{to}"),
             )
@@ -626,14 +632,18 @@ impl Store {
             .collect())
     }
 
-    /// An account's all-time sums.
+    /// An account's all-time sums of its keys of `environment`.
     #[tracing::instrument(skip(self))]
-    pub async fn account_usage(&self, account_id: &str) -> Result<Tally, StoreError> {
+    pub async fn account_usage(
+        &self,
+        account_id: &str,
+        environment: Environment,
+    ) -> Result<Tally, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.tables.usage)
-            .key("pk", s(format!("a#{account_id}")))
+            .key("pk", s(account::subject(account_id, environment)))
             .key("sk", s("total"))
             .send()
             .await
@@ -654,7 +664,9 @@ fn packs(sorted: Vec<(usize, &UsageRecord)>) -> Vec<Vec<(usize, &UsageRecord)>> 
     let mut addresses = HashSet::new();
     for (i, r) in sorted {
         let e = (r.key_id.clone(), usage::hour_of(&r.time), r.endpoint());
-        let ah = (r.account_id.clone(), usage::hour_of(&r.time));
+        // An account's sums are one item per subject (live, test).
+        let subject = r.account_subject();
+        let ah = (subject.clone(), usage::hour_of(&r.time));
         let ad = r.source_ip.as_ref().map(|ip| {
             (
                 r.key_id.clone(),
@@ -666,7 +678,7 @@ fn packs(sorted: Vec<(usize, &UsageRecord)>) -> Vec<Vec<(usize, &UsageRecord)>> 
         let added = 1
             + usize::from(!endpoints.contains(&e))
             + usize::from(!keys.contains(&r.key_id))
-            + usize::from(!accounts.contains(&r.account_id))
+            + usize::from(!accounts.contains(&subject))
             + usize::from(!account_hours.contains(&ah))
             + ad.as_ref()
                 .map_or(0, |a| 2 * usize::from(!addresses.contains(a)));
@@ -686,7 +698,7 @@ fn packs(sorted: Vec<(usize, &UsageRecord)>) -> Vec<Vec<(usize, &UsageRecord)>> 
         }
         endpoints.insert(e);
         keys.insert(r.key_id.clone());
-        accounts.insert(r.account_id.clone());
+        accounts.insert(subject);
         account_hours.insert(ah);
         if let Some(a) = ad {
             addresses.insert(a);
