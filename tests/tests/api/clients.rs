@@ -158,6 +158,9 @@ async fn late_in_minute() {
 /// its wait budget is shorter than Retry-After, and with the default policy
 /// retries once after Retry-After and gets through in the next window.
 async fn one_429_retried(lang: Lang) {
+    // Generating takes seconds: done before the key is spent, not inside
+    // the few seconds left of its minute.
+    generated().await;
     let app = spawn_app().await;
     let (key, _) = app
         .direct_key(
