@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 STACK := scripts/stack.sh
 
-.PHONY: dev test screenshots setup reset lint fmt clippy cfn-lint deny deny-advisories deny-setup build bench deploy fuzz package sam-setup size
+.PHONY: dev test clients screenshots setup reset lint fmt clippy cfn-lint deny deny-advisories deny-setup build bench deploy fuzz package sam-setup size
 
 ## dev: run the whole stack locally on http://127.0.0.1:3000 and print a key
 dev:
@@ -17,6 +17,12 @@ test: lint
 	$(STACK) browser
 	$(CARGO) build --workspace --all-targets
 	$(STACK) run -- $(CARGO) test --workspace --no-fail-fast
+
+## clients: the Python and TypeScript clients, generated from openapi.yaml
+## into .local/clients with pinned generators (installed when missing);
+## make test generates and tests them too (tests/tests/api/clients.rs)
+clients:
+	scripts/clients.sh
 
 ## screenshots: the console's browser tests, saving the README's screenshots
 ## in docs/console/ (a plain test run keeps them in target/)
