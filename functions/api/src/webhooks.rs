@@ -237,28 +237,34 @@ fn page_query(call: &Call<'_>) -> Result<(i32, Option<String>), ApiError> {
     let q = keyhub::http::request::query(call.req)?;
     if let Some(k) = q
         .keys()
-        .find(|k| !["limit", "cursor"].contains(&k.as_str()))
+        .find(|k| !["limit", "per_page", "cursor"].contains(&k.as_str()))
     {
         return Err(ApiError::invalid(
             k.as_str(),
             "unknown_parameter",
-            format!("unknown query parameter '{k}'; known: limit, cursor"),
+            format!("unknown query parameter '{k}'; known: limit, per_page, cursor"),
         ));
     }
-    let limit = match q.get("limit") {
-        None => DEFAULT_PAGE,
-        Some(v) => v
-            .parse::<i32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "limit",
-                    "invalid_value",
-                    format!("limit must be from 1 to {MAX_PAGE}"),
-                )
-            })?,
+    // `per_page` is the documents' name for `limit` (as for the key list's
+    // `size`); both are checked, and `limit` wins when both are sent.
+    let number = |name: &str| -> Result<Option<i32>, ApiError> {
+        q.get(name)
+            .map(|v| {
+                v.parse::<i32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            name,
+                            "invalid_value",
+                            format!("{name} must be from 1 to {MAX_PAGE}"),
+                        )
+                    })
+            })
+            .transpose()
     };
+    let (limit, per_page) = (number("limit")?, number("per_page")?);
+    let limit = limit.or(per_page).unwrap_or(DEFAULT_PAGE);
     // The cursor is the id of the last delivery of the previous page, so any
     // id of the right shape is a position to continue after.
     let cursor = match q.get("cursor").filter(|c| !c.is_empty()) {
@@ -278,16 +284,28 @@ fn page_query(call: &Call<'_>) -> Result<(i32, Option<String>), ApiError> {
 pub async fn deliveries(call: &Call<'_>) -> Reply {
     let (limit, cursor) = page_query(call)?;
     let endpoint = owned_endpoint(call).await?;
-    let (items, next) = call
-        .deps
-        .store
-        .list_deliveries(&endpoint.id, limit, cursor.as_deref())
-        .await?;
+    let store = &call.deps.store;
+    let has_previous = async {
+        match cursor.as_deref() {
+            Some(after) => store.deliveries_before(&endpoint.id, after).await,
+            None => Ok(false),
+        }
+    };
+    let ((items, next), total, has_previous) = futures::try_join!(
+        store.list_deliveries(&endpoint.id, limit, cursor.as_deref()),
+        store.count_deliveries(&endpoint.id),
+        has_previous,
+    )?;
+    // The key list's paging names too: `per_page` (the page size asked
+    // for), `total_items` (every delivery in the log) and `has_previous`.
     Ok((
         200,
         json!({
             "deliveries": items.iter().map(|d| d.view()).collect::<Vec<_>>(),
             "next_cursor": next.and_then(|sk| sk.strip_prefix("d#").map(str::to_string)),
+            "per_page": limit,
+            "total_items": total,
+            "has_previous": has_previous,
         }),
     ))
 }

@@ -313,3 +313,55 @@ async fn lists_carry_the_documents_names_and_status_filters_like_is_active() {
     assert_eq!(r.code(), "invalid_request");
     assert_eq!(r.body["error"]["details"]["field"], "status");
 }
+
+#[tokio::test]
+async fn the_delivery_log_pages_with_the_key_lists_names() {
+    let app = crate::helpers::spawn_app_with(&crate::helpers::webhook_env("1")).await;
+    let (url, rx) = crate::helpers::start_receiver(Vec::new()).await;
+    let (endpoint, _) = app.webhook(&url, &["api_key.created"]).await;
+    for i in 0..3 {
+        app.create_key(json!({"name": format!("hooked {i}")})).await;
+    }
+    assert!(
+        app.pump_webhooks_until(std::time::Duration::from_secs(30), || rx.requests().len()
+            >= 3)
+            .await
+    );
+    let path = format!("/api/v1/webhooks/{endpoint}/deliveries");
+    let first = app.get(&format!("{path}?per_page=2"), &app.admin_key).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.body["deliveries"].as_array().unwrap().len(), 2);
+    assert_eq!(first.body["per_page"], 2);
+    assert_eq!(first.body["total_items"], 3);
+    assert_eq!(first.body["has_previous"], false);
+    let cursor = first.body["next_cursor"].as_str().expect("a next page");
+
+    let second = app
+        .get(
+            &format!("{path}?per_page=2&cursor={cursor}"),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_eq!(second.body["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(second.body["total_items"], 3);
+    assert_eq!(second.body["has_previous"], true, "{}", second.body);
+    let seen: HashSet<&str> = first.body["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second.body["deliveries"].as_array().unwrap())
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen.len(), 3, "every delivery once");
+
+    // `limit` wins over its alias; both are checked.
+    let r = app
+        .get(&format!("{path}?limit=1&per_page=2"), &app.admin_key)
+        .await;
+    assert_eq!(r.body["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["per_page"], 1);
+    let r = app.get(&format!("{path}?per_page=0"), &app.admin_key).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["error"]["details"]["field"], "per_page");
+}

@@ -678,4 +678,63 @@ impl Store {
             .and_then(|k| k.get("sk").and_then(|v| v.as_s().ok()).cloned());
         Ok((items, next))
     }
+
+    /// How many deliveries an endpoint's log holds, for the list's
+    /// `total_items`: a `Select COUNT` Query over its partition, paged (it
+    /// reads what it counts, as listing the account's keys does).
+    #[tracing::instrument(skip(self))]
+    pub async fn count_deliveries(&self, endpoint_id: &str) -> Result<u64, StoreError> {
+        let pk = format!("ep#{endpoint_id}");
+        let mut total = 0u64;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.webhooks)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :d)")
+                .expression_attribute_values(":pk", s(pk.as_str()))
+                .expression_attribute_values(":d", s("d#"))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            total += out.count.max(0) as u64;
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Whether the log holds a delivery newer than `after` (a `d#{id}` sort
+    /// key, a page's cursor), i.e. before it in the newest-first list: the
+    /// list's `has_previous`. One Query of at most two items.
+    #[tracing::instrument(skip(self))]
+    pub async fn deliveries_before(
+        &self,
+        endpoint_id: &str,
+        after: &str,
+    ) -> Result<bool, StoreError> {
+        // Every delivery id sorts below `~`; `after` itself is not newer.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.webhooks)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(format!("ep#{endpoint_id}")))
+            .expression_attribute_values(":from", s(after))
+            .expression_attribute_values(":to", s("d#~"))
+            .projection_expression("sk")
+            .limit(2)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.items().iter().any(|i| {
+            i.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk.as_str() != after)
+        }))
+    }
 }
