@@ -30,6 +30,15 @@ pub struct QueueSpec {
     pub redrive: Option<(String, u32)>,
 }
 
+/// An SQS event source mapping's batching: Lambda invokes the function
+/// once `batch_size` messages are in hand or `window` has passed since the
+/// first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqsBatching {
+    pub batch_size: usize,
+    pub window: std::time::Duration,
+}
+
 /// A value in a function's environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvValue {
@@ -235,6 +244,31 @@ impl Template {
             .collect()
     }
 
+    /// How a function's SQS event source gathers a batch (its `BatchSize`
+    /// and `MaximumBatchingWindowInSeconds`), if it has one.
+    pub fn sqs_batching(&self, function: &str) -> Option<SqsBatching> {
+        let events = self
+            .resources()
+            .find(|(id, _)| *id == function)
+            .and_then(|(_, r)| get(r, "Properties"))
+            .and_then(|p| get(p, "Events"))?
+            .as_mapping()?;
+        let p = events
+            .values()
+            .find(|e| get(e, "Type").and_then(str_of) == Some("SQS"))
+            .and_then(|e| get(e, "Properties"))?;
+        let number = |name: &str| get(p, name).and_then(Value::as_u64);
+        Some(SqsBatching {
+            // SAM's and Lambda's defaults for a standard queue.
+            batch_size: number("BatchSize").unwrap_or(10).clamp(1, 10_000) as usize,
+            window: std::time::Duration::from_secs(
+                number("MaximumBatchingWindowInSeconds")
+                    .unwrap_or(0)
+                    .min(300),
+            ),
+        })
+    }
+
     /// Every Secrets Manager secret: (logical id, name for `stack`).
     pub fn secrets(&self, stack: &str) -> Vec<(String, String)> {
         self.of_type("AWS::SecretsManager::Secret")
@@ -417,5 +451,17 @@ mod tests {
                 .iter()
                 .any(|g| g.response_type == "MISSING_AUTHENTICATION_TOKEN")
         );
+    }
+
+    #[test]
+    fn sqs_batching_is_what_the_event_source_mappings_say() {
+        let t = Template::builtin().unwrap();
+        let usage = t.sqs_batching("UsageFunction").unwrap();
+        assert_eq!(usage.batch_size, 100);
+        assert_eq!(usage.window, std::time::Duration::from_secs(5));
+        let webhooks = t.sqs_batching("WebhooksFunction").unwrap();
+        assert_eq!(webhooks.batch_size, 10);
+        assert_eq!(webhooks.window, std::time::Duration::ZERO);
+        assert_eq!(t.sqs_batching("AuthorizerFunction"), None);
     }
 }

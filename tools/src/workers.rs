@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
 };
 
 use crate::Error;
+use crate::template::SqsBatching;
 
 /// A long poll waits up to `wait` by design: the stack's short call bounds
 /// (`AwsTimeouts`) would cut it off, and a receive cut off after SQS handed
@@ -32,6 +33,9 @@ pub struct SqsSource {
     /// Overrides the queue's visibility timeout for received messages (tests
     /// that let a worker die mid-batch need it short).
     pub visibility_timeout: Option<i32>,
+    /// How `run` gathers a batch (`with_batching`); `None` hands over
+    /// each poll's messages at once.
+    pub batching: Option<SqsBatching>,
 }
 
 impl SqsSource {
@@ -50,7 +54,17 @@ impl SqsSource {
             queue_url: queue_url.to_string(),
             queue_arn: arn,
             visibility_timeout: None,
+            batching: None,
         })
+    }
+
+    /// Gathers batches in `run` as the function's event source mapping
+    /// does (template.yaml's `BatchSize` and batching window): a consumer
+    /// handed each message alone does a write per record where Lambda's
+    /// would do one per batch.
+    pub fn with_batching(mut self, batching: Option<SqsBatching>) -> Self {
+        self.batching = batching;
+        self
     }
 
     /// One poll: up to `batch` messages (10 at most, as one ReceiveMessage
@@ -65,6 +79,13 @@ impl SqsSource {
         F: FnOnce(SqsEvent) -> Fut,
         Fut: Future<Output = SqsBatchResponse>,
     {
+        let messages = self.receive(batch, wait).await?;
+        self.hand_over(messages, handler).await
+    }
+
+    /// One ReceiveMessage: up to `batch` messages (at most 10), waiting up to
+    /// `wait` for the first.
+    async fn receive(&self, batch: i32, wait: Duration) -> Result<Vec<Message>, Error> {
         let out = self
             .sqs
             .receive_message()
@@ -79,7 +100,47 @@ impl SqsSource {
             )
             .send()
             .await?;
-        let messages = out.messages.unwrap_or_default();
+        Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Messages gathered as the event source mapping gathers a batch: the
+    /// first long poll waits up to `wait`; once one message is in hand,
+    /// polls go on until `batching.batch_size` messages are or
+    /// `batching.window` has passed since the first.
+    async fn gather(&self, batching: SqsBatching, wait: Duration) -> Result<Vec<Message>, Error> {
+        let mut messages = self.receive(10, wait).await?;
+        if messages.is_empty() {
+            return Ok(messages);
+        }
+        let deadline = tokio::time::Instant::now() + batching.window;
+        while messages.len() < batching.batch_size {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // ReceiveMessage waits whole seconds: a shorter remainder is a
+            // short poll, and an empty one a pause, not a busy loop.
+            let more = self
+                .receive(
+                    (batching.batch_size - messages.len()).min(10) as i32,
+                    Duration::from_secs(left.as_secs()),
+                )
+                .await?;
+            if more.is_empty() && left < Duration::from_secs(1) {
+                tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+            }
+            messages.extend(more);
+        }
+        Ok(messages)
+    }
+
+    /// Hands messages to the function as one `SqsEvent` and deletes the
+    /// ones it did not report failed. Returns how many there were.
+    async fn hand_over<F, Fut>(&self, messages: Vec<Message>, handler: F) -> Result<usize, Error>
+    where
+        F: FnOnce(SqsEvent) -> Fut,
+        Fut: Future<Output = SqsBatchResponse>,
+    {
         if messages.is_empty() {
             return Ok(0);
         }
@@ -123,11 +184,12 @@ impl SqsSource {
                     .ok()
             })
             .collect();
-        if !entries.is_empty() {
+        // DeleteMessageBatch takes at most 10 entries.
+        for chunk in entries.chunks(10) {
             self.sqs
                 .delete_message_batch()
                 .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
+                .set_entries(Some(chunk.to_vec()))
                 .send()
                 .await?;
         }
@@ -159,10 +221,17 @@ impl SqsSource {
         Fut: Future<Output = SqsBatchResponse>,
     {
         loop {
-            if let Err(e) = self
-                .poll_once(10, Duration::from_secs(1), &mut handler)
-                .await
-            {
+            let polled = match self.batching {
+                Some(b) => match self.gather(b, Duration::from_secs(1)).await {
+                    Ok(messages) => self.hand_over(messages, &mut handler).await,
+                    Err(e) => Err(e),
+                },
+                None => {
+                    self.poll_once(10, Duration::from_secs(1), &mut handler)
+                        .await
+                }
+            };
+            if let Err(e) = polled {
                 tracing::warn!(worker = name, error = %e, "polling failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

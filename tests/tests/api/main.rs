@@ -5,6 +5,7 @@ mod access_log;
 mod accounts;
 mod auth;
 mod authorizer;
+mod batching;
 mod browser;
 mod bulk;
 mod conditional;

@@ -61,13 +61,20 @@ async fn main() -> Result<(), Error> {
 
     // The SQS consumers, driven as Lambda's event source mappings would.
     let usage = Arc::new(stack.usage_deps());
-    let source = stack.usage_source().await?;
+    let template = keyhub_tools::template::Template::builtin()?;
+    let source = stack
+        .usage_source()
+        .await?
+        .with_batching(template.sqs_batching("UsageFunction"));
     tokio::spawn(source.run("usage", move |event| {
         let usage = usage.clone();
         async move { keyhub_usage::handle(&usage, event).await }
     }));
     let webhooks = Arc::new(stack.webhook_deps()?);
-    let source = stack.webhook_source().await?;
+    let source = stack
+        .webhook_source()
+        .await?
+        .with_batching(template.sqs_batching("WebhooksFunction"));
     tokio::spawn(source.run("webhooks", move |event| {
         let webhooks = webhooks.clone();
         async move { keyhub_webhooks::handle(&webhooks, event).await }
