@@ -22,7 +22,16 @@ import httpx
 
 from keyhub_api.client import AuthenticatedClient
 
-__all__ = ["RateLimit", "RetryPolicy", "Retry", "connect", "rate_limit"]
+__all__ = [
+    "AsyncRetryTransport",
+    "RateLimit",
+    "Retry",
+    "RetryPolicy",
+    "RetryTransport",
+    "connect",
+    "rate_limit",
+    "retry_after",
+]
 
 #: Methods a 503 may repeat: a 503 can come after the change was made (the
 #: store answered late), so only a request that is safe to send twice goes

@@ -5,6 +5,8 @@ starts one and runs this with KEYHUB_BASE_URL and KEYHUB_API_KEY):
     local_stack.py ratelimit   KEYHUB_API_KEY is already at its per-minute
                                limit: no retry past the wait budget, then one
                                429 retried after Retry-After
+    local_stack.py policy      the retry policy's other rules, against
+                               answers made up here (no server)
 
 Asserts what it can see and prints one JSON line for the Rust test to check
 on the server's side. Exits non-zero on any failure.
@@ -14,6 +16,9 @@ import json
 import os
 import sys
 import time
+from datetime import datetime, timezone
+
+import httpx
 
 from keyhub_api.api.default import (
     create_api_key,
@@ -24,10 +29,10 @@ from keyhub_api.api.default import (
 )
 from keyhub_api.models import ApiKeyList, CreateApiKey
 from keyhub_api.models.rotate_api_key_body import RotateApiKeyBody
-from keyhub_client import RetryPolicy, connect, rate_limit
+from keyhub_client import RetryPolicy, RetryTransport, connect, rate_limit, retry_after
 
-BASE = os.environ["KEYHUB_BASE_URL"]
-KEY = os.environ["KEYHUB_API_KEY"]
+BASE = os.environ.get("KEYHUB_BASE_URL", "")
+KEY = os.environ.get("KEYHUB_API_KEY", "")
 
 
 def lifecycle() -> dict:
@@ -101,5 +106,42 @@ def ratelimit() -> dict:
     }
 
 
+def policy() -> dict:
+    def send(method: str, answers: list) -> tuple:
+        """Sends one request through the retry transport to `answers`
+        (status, headers), one per attempt; returns (final status, attempts)."""
+        attempts = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            attempts.append(request.content)
+            status, headers = answers[min(len(attempts), len(answers)) - 1]
+            return httpx.Response(status, headers=headers)
+
+        transport = RetryTransport(RetryPolicy(), inner=httpx.MockTransport(answer))
+        with httpx.Client(base_url="http://keyhub.invalid", transport=transport) as c:
+            r = c.request(method, "/api/v1/api-keys", json={"name": "n"})
+        # A retried request carries its body again.
+        assert len(set(attempts)) == 1, attempts
+        return r.status_code, len(attempts)
+
+    now = {"Retry-After": "0"}
+    # A 503 repeats an idempotent request, never a POST: the change may be made.
+    assert send("GET", [(503, now), (200, {})]) == (200, 2)
+    assert send("DELETE", [(503, now), (200, {})]) == (200, 2)
+    assert send("POST", [(503, now), (201, {})]) == (503, 1)
+    # A 429 repeats any method, at most three requests in all.
+    assert send("POST", [(429, now), (201, {})]) == (201, 2)
+    assert send("GET", [(429, now)]) == (429, 3)
+    # No Retry-After, or another status: no retry.
+    assert send("GET", [(429, {}), (200, {})]) == (429, 1)
+    assert send("GET", [(500, now), (200, {})]) == (500, 1)
+    # Retry-After as an HTTP date.
+    at = datetime(2015, 10, 21, 7, 27, 30, tzinfo=timezone.utc)
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=at) == 30.0
+    assert retry_after("soon") is None
+    assert rate_limit(httpx.Response(200)) is None
+    return {"ok": True}
+
+
 if __name__ == "__main__":
-    print(json.dumps({"lifecycle": lifecycle, "ratelimit": ratelimit}[sys.argv[1]]()))
+    print(json.dumps({"lifecycle": lifecycle, "ratelimit": ratelimit, "policy": policy}[sys.argv[1]]()))

@@ -7,16 +7,18 @@
  *   local_stack.js ratelimit   KEYHUB_API_KEY is already at its per-minute
  *                              limit: no retry past the wait budget, then
  *                              one 429 retried after Retry-After
+ *   local_stack.js policy      the retry policy's other rules, against
+ *                              answers made up here (no server)
  *
  * Asserts what it can see and prints one JSON line for the Rust test to
  * check on the server's side. Exits non-zero on any failure.
  */
 import assert from "node:assert/strict";
 
-import { connect, rateLimit, type Retry } from "../src/index.js";
+import { connect, rateLimit, retryAfterSeconds, retryingFetch, type Retry } from "../src/index.js";
 
-const baseUrl = process.env.KEYHUB_BASE_URL ?? assert.fail("KEYHUB_BASE_URL");
-const apiKey = process.env.KEYHUB_API_KEY ?? assert.fail("KEYHUB_API_KEY");
+const baseUrl = process.env.KEYHUB_BASE_URL ?? "";
+const apiKey = process.env.KEYHUB_API_KEY ?? "";
 
 async function lifecycle() {
   const keyhub = connect({ baseUrl, apiKey });
@@ -98,6 +100,40 @@ async function ratelimit() {
   return { retry_after: retryAfter, waited, took, limit: refused.limit, remaining_after: allowed.remaining };
 }
 
-const scenarios: Record<string, () => Promise<object>> = { lifecycle, ratelimit };
+async function policy() {
+  /** One request through the retrying fetch to `answers` (status, headers),
+   * one per attempt: the final status and the number of attempts. */
+  async function send(method: string, answers: [number, Record<string, string>][]) {
+    const bodies: string[] = [];
+    const fetch = retryingFetch({}, async (request) => {
+      bodies.push(await request.text());
+      const [status, headers] = answers[Math.min(bodies.length, answers.length) - 1] ?? assert.fail();
+      return new Response(null, { status, headers });
+    });
+    const body = method === "GET" || method === "DELETE" ? null : JSON.stringify({ name: "n" });
+    const r = await fetch(new Request("http://keyhub.invalid/api/v1/api-keys", { method, body }));
+    // A retried request carries its body again.
+    assert.equal(new Set(bodies).size, 1, JSON.stringify(bodies));
+    return [r.status, bodies.length];
+  }
+  const now = { "Retry-After": "0" };
+  // A 503 repeats an idempotent request, never a POST: the change may be made.
+  assert.deepEqual(await send("GET", [[503, now], [200, {}]]), [200, 2]);
+  assert.deepEqual(await send("DELETE", [[503, now], [200, {}]]), [200, 2]);
+  assert.deepEqual(await send("POST", [[503, now], [201, {}]]), [503, 1]);
+  // A 429 repeats any method, at most three requests in all.
+  assert.deepEqual(await send("POST", [[429, now], [201, {}]]), [201, 2]);
+  assert.deepEqual(await send("GET", [[429, now]]), [429, 3]);
+  // No Retry-After, or another status: no retry.
+  assert.deepEqual(await send("GET", [[429, {}], [200, {}]]), [429, 1]);
+  assert.deepEqual(await send("GET", [[500, now], [200, {}]]), [500, 1]);
+  // Retry-After as an HTTP date.
+  assert.equal(retryAfterSeconds("Wed, 21 Oct 2015 07:28:00 GMT", Date.UTC(2015, 9, 21, 7, 27, 30)), 30);
+  assert.equal(retryAfterSeconds("soon"), undefined);
+  assert.equal(rateLimit(new Response(null)), undefined);
+  return { ok: true };
+}
+
+const scenarios: Record<string, () => Promise<object>> = { lifecycle, ratelimit, policy };
 const scenario = scenarios[process.argv[2] ?? ""] ?? assert.fail(`unknown scenario ${process.argv[2]}`);
 console.log(JSON.stringify(await scenario()));

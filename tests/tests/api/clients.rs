@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::spawn_app;
 
 #[derive(Clone, Copy)]
 enum Lang {
@@ -43,8 +43,9 @@ async fn generated() {
     .await;
 }
 
-/// Runs `lang`'s local_stack test in `scenario` with `key`; its JSON line.
-async fn run_client(lang: Lang, app: &TestApp, scenario: &str, key: &str) -> Value {
+/// Runs `lang`'s local_stack test in `scenario` against `base` with `key`;
+/// its JSON line.
+async fn run_client(lang: Lang, base: &str, scenario: &str, key: &str) -> Value {
     generated().await;
     let root = root();
     let generated = root.join(".local/clients");
@@ -83,7 +84,7 @@ async fn run_client(lang: Lang, app: &TestApp, scenario: &str, key: &str) -> Val
     }
     let out = cmd
         .arg(scenario)
-        .env("KEYHUB_BASE_URL", &app.base)
+        .env("KEYHUB_BASE_URL", base)
         .env("KEYHUB_API_KEY", key)
         .output()
         .await
@@ -102,7 +103,7 @@ async fn run_client(lang: Lang, app: &TestApp, scenario: &str, key: &str) -> Val
 /// server then has the first key retired and the rotated one gone.
 async fn lifecycle(lang: Lang) {
     let app = spawn_app().await;
-    let out = run_client(lang, &app, "lifecycle", &app.admin_key).await;
+    let out = run_client(lang, &app.base, "lifecycle", &app.admin_key).await;
     let s = |k: &str| out[k].as_str().unwrap_or_else(|| panic!("{out}"));
 
     let created = app
@@ -183,7 +184,7 @@ async fn one_429_retried(lang: Lang) {
     let retry_after: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=13).contains(&retry_after), "{retry_after}");
 
-    let out = run_client(lang, &app, "ratelimit", &key).await;
+    let out = run_client(lang, &app.base, "ratelimit", &key).await;
     assert_eq!(out["limit"], 2, "{out}");
     assert_eq!(out["waited"].as_f64(), out["retry_after"].as_f64(), "{out}");
     assert!(out["retry_after"].as_u64().unwrap() <= retry_after, "{out}");
@@ -214,4 +215,14 @@ async fn the_python_client_retries_a_429_after_retry_after() {
 #[tokio::test]
 async fn the_typescript_client_retries_a_429_after_retry_after() {
     one_429_retried(Lang::TypeScript).await;
+}
+
+/// The retry rules no server answer here can show (a 503, a Retry-After
+/// date, the attempt bound), against answers each client test makes up.
+#[tokio::test]
+async fn both_clients_retry_503_only_when_safe_and_at_most_three_times() {
+    for lang in [Lang::Python, Lang::TypeScript] {
+        let out = run_client(lang, "http://keyhub.invalid", "policy", "").await;
+        assert_eq!(out["ok"], true, "{out}");
+    }
 }
