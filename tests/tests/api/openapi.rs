@@ -112,3 +112,53 @@ fn every_error_code_the_api_can_answer_is_in_the_schema() {
         assert!(codes.contains(e.code()), "{} is not documented", e.code());
     }
 }
+
+/// Every operation the API function answers may be sent `API-Version`, and
+/// answers 400 to a malformed or unknown one (before anything else), so
+/// each declares the header, from the registry's dates, and a 400; each
+/// response that declares headers declares the echoed `API-Version`.
+#[test]
+fn every_operation_takes_api_version_and_declares_its_400() {
+    let doc: Value = serde_yaml_ng::from_str(OPENAPI).unwrap();
+    let param = &doc["components"]["parameters"]["ApiVersion"];
+    assert_eq!(param["name"].as_str(), Some("API-Version"));
+    let dates: Vec<&str> = param["schema"]["enum"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let registry: Vec<&str> = keyhub_api::version::REGISTRY
+        .iter()
+        .map(|v| v.date)
+        .collect();
+    assert_eq!(dates, registry, "the parameter lists the versions served");
+    let mut seen = 0;
+    for (path, item) in doc["paths"].as_mapping().unwrap() {
+        for (method, op) in item.as_mapping().unwrap() {
+            if method.as_str() == Some("parameters") {
+                continue;
+            }
+            let at = format!("{method:?} {path:?}");
+            let refs: Vec<&str> = op["parameters"]
+                .as_sequence()
+                .map(|ps| ps.iter().filter_map(|p| p["$ref"].as_str()).collect())
+                .unwrap_or_default();
+            assert!(
+                refs.contains(&"#/components/parameters/ApiVersion"),
+                "{at} does not take API-Version"
+            );
+            assert!(!op["responses"]["400"].is_null(), "{at} declares no 400");
+            for (code, resp) in op["responses"].as_mapping().unwrap() {
+                if let Some(headers) = resp["headers"].as_mapping() {
+                    assert!(
+                        headers.contains_key("API-Version"),
+                        "{at} {code:?} does not declare the API-Version it answers with"
+                    );
+                }
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen > 20, "only {seen} operations");
+}
