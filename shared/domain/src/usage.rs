@@ -21,8 +21,10 @@ pub struct UsageRecord {
     pub account_id: String,
     /// The key's environment: a test key's requests are summed for its
     /// account apart from the live keys' (`account::subject`). A record
-    /// from before sandbox keys has none and is `live`.
-    #[serde(default)]
+    /// from before sandbox keys has none and is `live`; a live key's is
+    /// left out, so its record reads as before to a consumer that predates
+    /// the field (one still running while a deployment rolls out).
+    #[serde(default, skip_serializing_if = "is_live")]
     pub environment: Environment,
     pub method: String,
     /// The route's resource path (`/api/v1/api-keys/{id}`), so that usage
@@ -41,6 +43,10 @@ pub struct UsageRecord {
     /// account, never as usage.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refused: bool,
+}
+
+fn is_live(e: &Environment) -> bool {
+    *e == Environment::Live
 }
 
 impl UsageRecord {
@@ -246,6 +252,8 @@ mod tests {
         v.as_object_mut().unwrap().remove("environment");
         let old = UsageRecord::parse(&v.to_string()).unwrap();
         assert_eq!(old.environment, Environment::Live);
+        let live = serde_json::to_value(record(K1, 200, 1.0, "2026-01-01T10:00:00Z")).unwrap();
+        assert!(live.get("environment").is_none(), "{live}");
     }
 
     #[test]
