@@ -5,6 +5,7 @@
 
 use keyhub::ApiError;
 use keyhub::domain::account::Account;
+use keyhub::domain::apikey::Environment;
 use keyhub::domain::key::NewKey;
 use keyhub::domain::limits::Plan;
 use keyhub::domain::pepper::KeyId;
@@ -85,7 +86,10 @@ fn account_id(call: &Call<'_>) -> Result<String, ApiError> {
 async fn view(call: &Call<'_>, account: &Account) -> Result<Value, ApiError> {
     let keys = call.deps.store.account_key_count(&account.id).await?;
     let mut v = account.view();
-    v["limits"] = json!(call.deps.config.rate_limits.plan(account.plan));
+    let policy = &call.deps.config.rate_limits;
+    v["limits"] = json!(policy.plan(account.plan));
+    // What its test (sandbox) keys share, on a counter of their own.
+    v["test_limits"] = json!(policy.account(account.plan, Environment::Test));
     v["key_count"] = json!(keys);
     Ok(v)
 }

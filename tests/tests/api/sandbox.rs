@@ -144,6 +144,15 @@ async fn test_limits_hold_test_keys_whatever_the_plan() {
     let s = status_of(&app, &live, &test_id).await;
     assert_eq!(s["account"]["minute"]["limit"], 3, "{s}");
     assert_eq!(s["account"]["minute"]["remaining"], 0, "{s}");
+
+    // An operator reads both sets on the account.
+    let (id, _) = app.other_account().await;
+    let r = app
+        .get(&format!("/api/v1/accounts/{id}"), &app.admin_key)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["limits"]["per_minute"], 8, "{}", r.body);
+    assert_eq!(r.body["test_limits"]["per_minute"], 3, "{}", r.body);
 }
 
 #[tokio::test]
