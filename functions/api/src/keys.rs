@@ -153,15 +153,8 @@ pub async fn get(call: &Call<'_>) -> Reply {
 /// the guard took its unit before this reads. `null` when the counters cannot be read: the key
 /// itself is still worth answering with.
 async fn rate_limit_status(call: &Call<'_>, record: &KeyRecord) -> Value {
-    use keyhub::aws::ratelimit::checks_for;
     let p = keyhub::http::auth::Principal::from_record(record, call.deps.guard.policy());
-    let checks = checks_for(
-        &p.key_id,
-        &p.key_limits,
-        &p.account_id,
-        p.environment,
-        &p.account_limits,
-    );
+    let checks = p.checks();
     let states = match call.deps.limiter.standing(&checks, call.now).await {
         Ok(states) => states,
         Err(e) => {

@@ -37,6 +37,19 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The counters a request of this caller takes: its key's and its
+    /// account's (the environment's subject), what the guard spends and
+    /// what `rate_limit_status` reads.
+    pub fn checks(&self) -> Vec<crate::aws::ratelimit::Check> {
+        crate::aws::ratelimit::checks_for(
+            &self.key_id,
+            &self.key_limits,
+            &self.account_id,
+            self.environment,
+            &self.account_limits,
+        )
+    }
+
     pub fn from_record(record: &KeyRecord, policy: &RateLimitPolicy) -> Self {
         Principal {
             key_id: record.id.clone(),

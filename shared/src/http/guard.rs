@@ -12,7 +12,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::aws::eventbus::EventBus;
 use crate::aws::queues::UsageSink;
-use crate::aws::ratelimit::{Limiter, Outcome, Unannounced, WindowState, checks_for};
+use crate::aws::ratelimit::{Limiter, Outcome, Unannounced, WindowState};
 use crate::aws::store::{Store, StoreError};
 use crate::domain::events::Event;
 use crate::domain::key::KeyRecord;
@@ -308,13 +308,7 @@ impl Guard {
         p: &Principal,
         now: Timestamp,
     ) -> Result<Option<WindowState>, Rejection> {
-        let checks = checks_for(
-            &p.key_id,
-            &p.key_limits,
-            &p.account_id,
-            p.environment,
-            &p.account_limits,
-        );
+        let checks = p.checks();
         match self.limiter.hit(&checks, now).await {
             Ok(Outcome::Allowed(state)) => Ok(state),
             Ok(Outcome::Denied {
