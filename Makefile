@@ -66,7 +66,11 @@ deny-setup:
 	  echo "installing cargo-deny $(CARGO_DENY_VERSION) into .local/cargo"; \
 	  $(CARGO) install --locked --root .local/cargo cargo-deny@$(CARGO_DENY_VERSION); \
 	fi
+# cargo-deny reads every platform's packages (cargo metadata with no
+# --filter-platform), and a build only downloads the host's: `cargo fetch`
+# brings the rest (windows-sys and the like) from crates.io first.
 deny: deny-setup
+	$(CARGO) fetch --locked
 	$(CARGO_DENY) --offline --locked check bans licenses sources
 
 ## deny-advisories: the RustSec advisories too; fetches the advisory database
