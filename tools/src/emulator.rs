@@ -1,9 +1,10 @@
 //! A Lambda Runtime API emulator: runs a function's real binary as Lambda
 //! does (the binary polls `/runtime/invocation/next` and posts its answer),
-//! hands it one event and returns the answer and how long the cold start
-//! took, from process start to the answer; or keeps one process warm and
-//! serves it invocation after invocation ([`Environment`]), as Lambda keeps
-//! an execution environment.
+//! hands it one event and returns the answer and the cold start's two parts
+//! as Lambda's REPORT line gives them (the init, from process start to the
+//! first `GET /next`, and the first invocation's duration); or keeps one
+//! process warm and serves it invocation after invocation ([`Environment`]),
+//! as Lambda keeps an execution environment.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,30 +22,48 @@ use crate::Error;
 
 const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
 
-/// What the function answered.
+/// What the function answered, and when.
 #[derive(Debug)]
 pub struct Invocation {
     /// The response, or the error the function reported.
     pub result: Result<Value, Value>,
-    /// From process start to the answer.
+    /// Lambda's "Init Duration": from spawning the process to its first
+    /// `GET /next` (the function's set-up: configuration, secrets, clients),
+    /// or to its init error if it reported one instead.
+    pub init: Duration,
+    /// Lambda's "Duration" of the first invocation: from handing out the
+    /// event on `/next` to the function's answer (zero after an init error).
+    /// The first request's lazy work (connections, credentials) is here.
+    pub duration: Duration,
+    /// From process start to the answer: `init` + `duration`, what a cold
+    /// start's caller waits for (less Lambda's own start).
     pub cold_start: Duration,
     /// Everything the process wrote to stdout and stderr (CloudWatch's
     /// share in Lambda), also echoed to this process's stderr.
     pub logs: String,
 }
 
+/// What the function answered, and when the answer arrived.
+type Answer = (Result<Value, Value>, Instant);
+
 struct Runtime {
     event: Mutex<Option<Value>>,
-    answer: Mutex<Option<oneshot::Sender<Result<Value, Value>>>>,
+    /// When the function first asked for an event: the end of its init.
+    first_next: Mutex<Option<Instant>>,
+    answer: Mutex<Option<oneshot::Sender<Answer>>>,
 }
 
 async fn next(State(rt): State<Arc<Runtime>>) -> axum::response::Response {
+    let asked = Instant::now();
     let event = rt.event.lock().ok().and_then(|mut e| e.take());
     let Some(event) = event else {
         // One invocation only: later polls wait until the process is stopped.
         std::future::pending::<()>().await;
         return ().into_response();
     };
+    if let Ok(mut first) = rt.first_next.lock() {
+        first.get_or_insert(asked);
+    }
     let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
     next_invocation(
         REQUEST_ID.to_string(),
@@ -60,8 +79,9 @@ fn parsed(body: String) -> Value {
 }
 
 fn answer(rt: &Runtime, result: Result<Value, Value>) {
+    let at = Instant::now();
     if let Some(tx) = rt.answer.lock().ok().and_then(|mut a| a.take()) {
-        let _ = tx.send(result);
+        let _ = tx.send((result, at));
     }
 }
 
@@ -96,9 +116,33 @@ pub async fn invoke(
     event: Value,
     timeout: Duration,
 ) -> Result<Invocation, Error> {
+    let name = binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("function");
+    invoke_once(
+        &Launch {
+            name: name.to_string(),
+            program: binary.to_path_buf(),
+            args: Vec::new(),
+            dir: std::env::current_dir()?,
+            env: env.to_vec(),
+            timeout,
+        },
+        event,
+    )
+    .await
+}
+
+/// Starts `launch`'s process (its program may be a wrapper such as
+/// `qemu-aarch64` running the bootstrap named in `args`), invokes it once
+/// with `event` within its timeout, and stops it.
+pub async fn invoke_once(launch: &Launch, event: Value) -> Result<Invocation, Error> {
+    let timeout = launch.timeout;
     let (tx, rx) = oneshot::channel();
     let rt = Arc::new(Runtime {
         event: Mutex::new(Some(event)),
+        first_next: Mutex::new(None),
         answer: Mutex::new(Some(tx)),
     });
     let app = axum::Router::new()
@@ -109,19 +153,18 @@ pub async fn invoke(
         )
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(init_error))
-        .with_state(rt);
+        .with_state(rt.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr: SocketAddr = listener.local_addr()?;
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let name = binary
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("function");
+    let name = launch.name.as_str();
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(binary)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    let mut child = tokio::process::Command::new(&launch.program)
+        .args(&launch.args)
+        .current_dir(&launch.dir)
+        .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", name)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -131,13 +174,13 @@ pub async fn invoke(
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
-        .spawn()?;
+        .spawn()
+        .map_err(|e| format!("{name}: cannot start {}: {e}", launch.program.display()))?;
     let readers = [
         child.stdout.take().map(|o| tokio::spawn(collect(o))),
         child.stderr.take().map(|e| tokio::spawn(collect(e))),
     ];
     let result = tokio::time::timeout(timeout, rx).await;
-    let cold_start = started.elapsed();
     let _ = child.kill().await;
     server.abort();
     let mut logs = String::new();
@@ -147,14 +190,19 @@ pub async fn invoke(
         }
     }
     eprint!("{logs}");
-    let result = match result {
+    let (result, answered) = match result {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => return Err(format!("{name} never answered").into()),
         Err(_) => return Err(format!("{name} did not answer within {timeout:?}").into()),
     };
+    let first_next = rt.first_next.lock().ok().and_then(|f| *f);
+    // An init error comes before any `/next`: all of it was init.
+    let init_ended = first_next.unwrap_or(answered);
     Ok(Invocation {
         result,
-        cold_start,
+        init: init_ended.saturating_duration_since(started),
+        duration: answered.saturating_duration_since(init_ended),
+        cold_start: answered.saturating_duration_since(started),
         logs,
     })
 }

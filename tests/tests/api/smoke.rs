@@ -103,7 +103,44 @@ async fn every_function_answers_its_sample_event() {
             .result
             .unwrap_or_else(|e| panic!("{function} reported an error: {e}"));
         assert!(ok(&answer), "{function} answered {answer}");
-        println!("{function}: cold start {:?}", run.cold_start);
+        println!(
+            "{function}: init {:?}, first invocation {:?}",
+            run.init, run.duration
+        );
+    }
+}
+
+/// The emulator splits a cold start as Lambda's REPORT line does: the
+/// function's init (process start to its first `GET /next`: configuration,
+/// the pepper read from Secrets Manager) apart from the first invocation
+/// (the event handed out to the answer), the two adding up to the wait.
+#[tokio::test]
+async fn the_emulator_reports_init_apart_from_the_first_invocation() {
+    let app = spawn_app().await;
+    for (function, bin, file) in [
+        (
+            "AuthorizerFunction",
+            "keyhub-authorizer",
+            "authorizer-request.json",
+        ),
+        ("ApiFunction", "keyhub-api", "api-whoami.json"),
+    ] {
+        let env = app.stack.function_env(function).unwrap();
+        let run = invoke(
+            &binary(bin),
+            &env,
+            sample(file, &app.admin_key),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{function}: {e}"));
+        assert!(run.result.is_ok(), "{function}: {:?}", run.result);
+        assert!(run.init > Duration::ZERO, "{function}: no init: {run:?}");
+        assert!(
+            run.duration > Duration::ZERO,
+            "{function}: no first invocation: {run:?}"
+        );
+        assert_eq!(run.init + run.duration, run.cold_start, "{function}");
     }
 }
 
