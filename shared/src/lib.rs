@@ -7,7 +7,8 @@
 //! - `http`: errors in the contract's shape, request parsing, the route
 //!   table, authentication at the edge and the guard; the only layer that
 //!   sees a Lambda type;
-//! - beside them, used by all: `config`, `cache`, `netpolicy`, `telemetry`.
+//! - beside them, used by all: `config`, `cache`, `netpolicy`, `telemetry`,
+//!   `metrics`.
 
 pub use keyhub_domain as domain;
 
@@ -15,6 +16,7 @@ pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod netpolicy;
 pub mod telemetry;
 

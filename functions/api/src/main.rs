@@ -2,11 +2,12 @@
 
 use keyhub::config::Config;
 use keyhub_api::{Deps, handle};
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::{Error, Request, RequestExt, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
+    keyhub::metrics::init("api");
     let config = Config::from_env()?;
     let sdk = keyhub::aws::aws_config().await;
     let sm = aws_sdk_secretsmanager::Client::new(&sdk);
@@ -34,7 +35,13 @@ async fn main() -> Result<(), Error> {
     .with_flush(flush);
     let deps = &deps;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(handle(deps, req).await)
+        let request_id = req
+            .lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .unwrap_or_default();
+        let response = handle(deps, req).await;
+        keyhub::metrics::flush(&request_id);
+        Ok::<_, Error>(response)
     }))
     .await
 }

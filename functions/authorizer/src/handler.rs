@@ -133,6 +133,7 @@ fn response(
 /// route in the policy, and the authorizer takes no rate limits.)
 fn refused(refusal: Refusal, base: &str) -> Result<Response, AuthorizerError> {
     let error = ApiError::from(refusal.clone());
+    keyhub::metrics::key_refused(error.code());
     match refusal {
         Refusal::Inactive | Refusal::Scope { .. } | Refusal::RateLimited { .. } => {
             tracing::info!(code = error.code(), "denied");
@@ -194,6 +195,7 @@ pub async fn authorize(
     let mut context = principal.to_context();
     context.extend(scope_refusal(&principal));
     if deps.routes.is_empty() {
+        keyhub::metrics::key_accepted();
         let all = Policy {
             allow: vec!["*".to_string()],
             deny: Vec::new(),
@@ -208,17 +210,20 @@ pub async fn authorize(
         // denied by name, which no other route's request can match.
         None => {
             tracing::info!(method, resource, "route not in the table");
+            keyhub::metrics::key_refused("insufficient_scope");
             if let Some(tail) = method_arn.strip_prefix(&format!("{base}/")) {
                 policy.deny.push(tail.to_string());
             }
         }
         Some(route) if !route.allows(&principal.scopes) => {
             tracing::info!(code = "insufficient_scope", "denied");
+            keyhub::metrics::key_refused("insufficient_scope");
         }
         // Only a table that is not cached can need this: one whose whole
         // policy would refuse an allowed route; the answer then serves just
         // this request, which is all an uncached answer ever serves.
         Some(_) => {
+            keyhub::metrics::key_accepted();
             if let Some(tail) = method_arn.strip_prefix(&format!("{base}/"))
                 && !policy.permits(tail)
             {

@@ -11,6 +11,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
+    keyhub::metrics::init("authorizer");
     let config = Config::from_env()?;
     let routes = RouteScopes::parse(&std::env::var("KEYHUB_ROUTE_SCOPES").unwrap_or_default())?;
     let sdk = keyhub::aws::aws_config().await;
@@ -30,7 +31,9 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {
-            authorize(deps, event.payload).await
+            let answer = authorize(deps, event.payload).await;
+            keyhub::metrics::flush(&event.context.request_id);
+            answer
         },
     ))
     .await

@@ -7,11 +7,12 @@ use keyhub::aws::store::Store;
 use keyhub::config::Config;
 use keyhub::http::guard::Guard;
 use keyhub_example::{Deps, handle};
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::{Error, Request, RequestExt, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
+    keyhub::metrics::init("example");
     let config = Config::from_env()?;
     let sdk = keyhub::aws::aws_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -39,7 +40,13 @@ async fn main() -> Result<(), Error> {
     };
     let deps = &deps;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(handle(deps, req).await)
+        let request_id = req
+            .lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .unwrap_or_default();
+        let response = handle(deps, req).await;
+        keyhub::metrics::flush(&request_id);
+        Ok::<_, Error>(response)
     }))
     .await
 }

@@ -13,6 +13,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
+    keyhub::metrics::init("sweeper");
     let config = Config::from_env()?;
     let queue_url = config
         .webhooks
@@ -35,8 +36,10 @@ async fn main() -> Result<(), Error> {
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(
-        move |_: LambdaEvent<serde_json::Value>| async move {
-            Ok::<_, Error>(sweep(deps, keyhub::domain::time::now()).await?)
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let swept = sweep(deps, keyhub::domain::time::now()).await;
+            keyhub::metrics::flush(&event.context.request_id);
+            Ok::<_, Error>(swept?)
         },
     ))
     .await

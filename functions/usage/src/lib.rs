@@ -127,6 +127,7 @@ async fn apply(deps: &Deps, records: Vec<UsageRecord>) -> (UsageOutcome, UsageOu
         // Boxed: its future nested in the batch's is too deep a type.
         Box::pin(a.check(&deps.store, &used, keyhub::domain::time::now())).await;
     }
+    keyhub::metrics::usage_records_aggregated(usage.applied + refusals.applied);
     let mut all = UsageOutcome {
         applied: usage.applied + refusals.applied,
         duplicates: usage.duplicates + refusals.duplicates,

@@ -11,6 +11,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
+    keyhub::metrics::init("usage");
     let config = Config::from_env()?;
     let sdk = keyhub::aws::aws_config().await;
     let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone());
@@ -33,7 +34,9 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            handle_event(deps, event.payload).await.map_err(Error::from)
+            let answer = handle_event(deps, event.payload).await.map_err(Error::from);
+            keyhub::metrics::flush(&event.context.request_id);
+            answer
         },
     ))
     .await

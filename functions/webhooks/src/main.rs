@@ -11,6 +11,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     keyhub::telemetry::init();
+    keyhub::metrics::init("webhooks");
     let config = Config::from_env()?;
     let settings = config.webhooks.clone();
     let queue_url = settings
@@ -41,7 +42,9 @@ async fn main() -> Result<(), Error> {
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(handle(deps, event.payload).await)
+        let answer = handle(deps, event.payload).await;
+        keyhub::metrics::flush(&event.context.request_id);
+        Ok::<_, Error>(answer)
     }))
     .await
 }

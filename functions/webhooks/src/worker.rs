@@ -133,6 +133,12 @@ async fn attempt(deps: &Deps, endpoint: &Endpoint, delivery: &Delivery) -> Resul
         next_attempt_at,
     };
     tracing::info!(attempt = number, status = ?answer.status, outcome = ?status, "webhook attempt");
+    keyhub::metrics::webhook_attempt(match (verdict, delay) {
+        (Verdict::Delivered, _) => "delivered",
+        (Verdict::Gone, _) => "gone",
+        (_, Some(_)) => "retrying",
+        (_, None) => "failed",
+    });
     deps.store
         .record_attempt(&endpoint.id, &delivery.id, &record, status)
         .await?;
@@ -232,7 +238,7 @@ async fn to_dead_letter(deps: &Deps, body: &str) {
     let Some(url) = &deps.dead_letter_url else {
         return;
     };
-    if let Err(e) = deps
+    match deps
         .sqs
         .send_message()
         .queue_url(url)
@@ -240,7 +246,10 @@ async fn to_dead_letter(deps: &Deps, body: &str) {
         .send()
         .await
     {
-        tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not dead-letter a delivery");
+        Ok(_) => keyhub::metrics::delivery_dead_lettered(),
+        Err(e) => {
+            tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not dead-letter a delivery")
+        }
     }
 }
 

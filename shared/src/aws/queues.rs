@@ -28,7 +28,8 @@ impl UsageSink {
         self
     }
 
-    /// Sends one record. A failure or a send slower than the timeout is
+    /// Sends one record, counted as `UsageRecordsSent` or
+    /// `UsageRecordsFailed`. A failure or a send slower than the timeout is
     /// logged (with a `metric` field to count), not returned: losing a
     /// usage record must not fail, or stall, the request it describes.
     #[tracing::instrument(skip_all, fields(request_id = %record.request_id))]
@@ -37,6 +38,7 @@ impl UsageSink {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "usage record not serialisable");
+                crate::metrics::usage_record_failed();
                 return;
             }
         };
@@ -46,7 +48,12 @@ impl UsageSink {
             .queue_url(&self.queue_url)
             .message_body(body)
             .send();
-        match tokio::time::timeout(self.timeout, send).await {
+        let sent = tokio::time::timeout(self.timeout, send).await;
+        match &sent {
+            Ok(Ok(_)) => crate::metrics::usage_record_sent(),
+            _ => crate::metrics::usage_record_failed(),
+        }
+        match sent {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(
                 metric = "usage_records_dropped",

@@ -504,6 +504,7 @@ impl Limiter {
                     );
                 }
                 Ok(Taken::Throttled) => {
+                    crate::metrics::counter_throttled();
                     if let Some(&(window, limit)) = limits.first() {
                         throttled.get_or_insert(refused_state(
                             window,
@@ -547,11 +548,12 @@ impl Limiter {
                     state: *state,
                 });
         // The request can pass only when every refusing window has reset.
-        if let Some(state) = refused
+        if let Some((subject, state)) = refused
             .into_iter()
-            .map(|(_, s, _)| s)
-            .max_by_key(|s| s.reset)
+            .map(|(subject, s, _)| (subject, s))
+            .max_by_key(|(_, s)| s.reset)
         {
+            crate::metrics::rate_limited(subject, state.window.as_str());
             let retry_after = (state.reset - now.timestamp()).max(1) as u64;
             return Ok(Outcome::Denied {
                 state,

@@ -252,16 +252,25 @@ impl Guard {
         metering: Metering,
         now: Timestamp,
     ) -> Result<Admitted, Rejection> {
-        let record = auth
+        let record = match auth
             .authenticate_headers(req.headers(), auth::KeyHeader::Either, now)
-            .await??;
+            .await?
+        {
+            Ok(record) => record,
+            Err(refusal) => {
+                crate::metrics::key_refused(ApiError::from(refusal.clone()).code());
+                return Err(refusal.into());
+            }
+        };
         let principal = Principal::from_record(&record, &self.policy);
         if let Some(scope) = scope {
             // With the caller, so that `finish` counts a failed attempt.
-            principal
-                .require(scope)
-                .map_err(|r| Rejection::from(r).of(&principal))?;
+            principal.require(scope).map_err(|r| {
+                crate::metrics::key_refused("insufficient_scope");
+                Rejection::from(r).of(&principal)
+            })?;
         }
+        crate::metrics::key_accepted();
         let rate = match metering {
             Metering::Caller => self
                 .limit(&principal, now)
