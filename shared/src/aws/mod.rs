@@ -35,9 +35,23 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config_with(&timeouts).await
 }
 
+/// The HTTPS client every SDK client of keyhub's uses: the SDK's own (hyper 1,
+/// rustls 0.23, the platform's root certificates) on ring rather than the
+/// SDK's default aws-lc, which adds about 0.75 MB to every bootstrap (README,
+/// "Sizes"). The SDK crates are built without a default client, so a client
+/// made from any other configuration fails its first call instead of
+/// quietly bringing a second TLS stack.
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
+}
+
 /// `aws_config` with these bounds.
 pub async fn aws_config_with(timeouts: &crate::config::AwsTimeouts) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http_client())
         .timeout_config(timeouts.sdk())
         .load()
         .await

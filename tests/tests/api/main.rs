@@ -30,6 +30,7 @@ mod security;
 mod smoke;
 mod standing;
 mod template;
+mod tls;
 mod usage;
 mod validation;
 mod verify;

@@ -130,7 +130,8 @@ async fn connect(target: Target) -> Result<(Store, Pepper, KeyPrefix), Error> {
         .ok_or("give --stack or --pepper-secret-id")?;
     let prefix = KeyPrefix::parse(&key_prefix)?;
 
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(keyhub::aws::http_client());
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
