@@ -16,6 +16,7 @@ mod health;
 mod helpers;
 mod keys;
 mod lifecycle;
+mod metrics;
 mod openapi;
 mod paging;
 mod python;
