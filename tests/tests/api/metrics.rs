@@ -138,7 +138,7 @@ fn line<'a>(lines: &'a [Emf], dimensions: &[&str]) -> &'a Emf {
 }
 
 #[tokio::test]
-async fn the_emf_lines_of_accepted_refused_and_rate_limited_requests() {
+async fn the_emf_lines_of_accepted_refused_rate_limited_and_aggregated_requests() {
     let app = spawn_app().await;
     clear_of_minute_boundary().await;
     let (key, _) = app
@@ -229,6 +229,24 @@ async fn the_emf_lines_of_accepted_refused_and_rate_limited_requests() {
     assert_eq!(plain.value(name::KEYS_ACCEPTED), Some(1));
     assert_eq!(plain.value(name::USAGE_RECORDS_SENT), Some(1));
     assert_eq!(plain.value(name::USAGE_RECORDS_FAILED), None);
+
+    // The usage function counts the records of its batch it wrote: the
+    // sample's two, once for the whole batch.
+    let (answer, lines) = run(
+        &app,
+        "UsageFunction",
+        "keyhub-usage",
+        sample("usage-sqs.json", &app.admin_key),
+    )
+    .await;
+    assert_eq!(
+        answer.expect("the usage function answers")["batchItemFailures"],
+        serde_json::json!([])
+    );
+    let plain = line(&lines, &["Function"]);
+    assert_eq!(plain.dim("Function"), "usage");
+    assert_eq!(plain.value(name::USAGE_RECORDS_AGGREGATED), Some(2));
+    assert_eq!(plain.value(name::COLD_START), Some(1));
 }
 
 /// template.yaml through the real SAM transform with its defaults
