@@ -116,8 +116,14 @@ package: build
 deploy: build
 	$(SAM_ENV) $(SAM) deploy
 
-## bench: benchmarks against the local stack; results in bench/RESULTS.md
+## bench: the in-process micro-benchmarks (divan: shared/benches,
+## shared/domain/benches; their tables in bench/MICRO.txt), then the
+## benchmarks against the local stack and the cold starts (host release build,
+## and the arm64 bootstraps of make build under qemu-user when both are
+## there); results in bench/RESULTS.md
 bench:
+	set -o pipefail; $(CARGO) bench -p keyhub-domain --bench signing | tee bench/MICRO.txt
+	set -o pipefail; $(CARGO) bench -p keyhub --bench verify | tee -a bench/MICRO.txt
 	$(CARGO) build --release --workspace --bins
 	$(STACK) run -- target/release/keyhub-bench
 
