@@ -84,10 +84,27 @@ pub fn init(function: &'static str) {
         .init();
     match built {
         Ok(collector) => {
+            let level = line_level(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref());
+            collector.set_property("level", level);
             let _ = COLLECTOR.set(collector);
             counter!(name::COLD_START).increment(1);
         }
         Err(e) => tracing::warn!(error = %e, "metrics off: the EMF recorder was not installed"),
+    }
+}
+
+/// The `level` an EMF line carries so that Lambda's log-level filter keeps
+/// it. Lambda filters a JSON line by its `level` field, and gives a line
+/// without one the level INFO; with `ApplicationLogLevel` at WARN or ERROR
+/// (template.yaml's `LogLevel`) a metric line without a level would be
+/// dropped before CloudWatch reads its metrics. So a line is INFO, or the
+/// configured level where that is higher: never below what is kept.
+fn line_level(configured: Option<&str>) -> &'static str {
+    match configured.map(str::to_ascii_uppercase).as_deref() {
+        Some("WARN") => "WARN",
+        Some("ERROR") => "ERROR",
+        Some("FATAL") => "FATAL",
+        _ => "INFO",
     }
 }
 
@@ -176,6 +193,18 @@ fn subject_kind(subject: &str) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[test]
+    fn metric_lines_are_never_below_the_level_lambda_keeps() {
+        assert_eq!(line_level(None), "INFO");
+        assert_eq!(line_level(Some("TRACE")), "INFO");
+        assert_eq!(line_level(Some("debug")), "INFO");
+        assert_eq!(line_level(Some("INFO")), "INFO");
+        assert_eq!(line_level(Some("warn")), "WARN");
+        assert_eq!(line_level(Some("ERROR")), "ERROR");
+        assert_eq!(line_level(Some("FATAL")), "FATAL");
+        assert_eq!(line_level(Some("nonsense")), "INFO");
+    }
 
     #[test]
     fn subjects_are_recorded_by_kind_only() {
