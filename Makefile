@@ -125,6 +125,7 @@ bench:
 	set -o pipefail; $(CARGO) bench -p keyhub-domain --bench signing | tee bench/MICRO.txt
 	set -o pipefail; $(CARGO) bench -p keyhub --bench verify | tee -a bench/MICRO.txt
 	$(CARGO) build --release --workspace --bins
+	$(STACK) qemu
 	$(STACK) run -- target/release/keyhub-bench
 
 ## fuzz: schemathesis against the local stack from openapi.yaml, every check,

@@ -70,6 +70,29 @@ browser_for_console_tests() {
   fi
 }
 
+# qemu-user and the arm64 C library for make bench's arm64 cold starts
+# (the bootstraps sam build makes, run under qemu-aarch64 -L
+# /usr/aarch64-linux-gnu), from Debian's packages. Without them the bench
+# says so and leaves those columns out, so this never fails.
+qemu_for_arm64_bench() {
+  if command -v qemu-aarch64 >/dev/null && [ -d /usr/aarch64-linux-gnu/lib ]; then
+    return 0
+  fi
+  local pkgs=(qemu-user libc6-arm64-cross)
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  if command -v apt-get >/dev/null && "${sudo[@]}" true 2>/dev/null; then
+    log "installing ${pkgs[*]} for the arm64 cold starts"
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${pkgs[@]}" >&2 || {
+      "${sudo[@]}" apt-get update -q >&2
+      "${sudo[@]}" apt-get install -y --no-install-recommends "${pkgs[@]}" >&2
+    } || log "could not install ${pkgs[*]}: the bench leaves the arm64 columns out"
+  else
+    log "the arm64 cold starts need ${pkgs[*]} (Debian's packages); the bench leaves them out"
+  fi
+  return 0
+}
+
 # What pip needs to build awslambdaric from source, from Debian's packages
 # when apt-get can install them; otherwise says what to install.
 build_tools_for_awslambdaric() {
@@ -164,6 +187,7 @@ run() {
 case "${1:-}" in
   setup) setup ;;
   browser) browser_for_console_tests ;;
+  qemu) qemu_for_arm64_bench ;;
   run) shift; run "$@" ;;
-  *) echo "usage: $0 setup | browser | run [--persist] -- CMD..." >&2; exit 2 ;;
+  *) echo "usage: $0 setup | browser | qemu | run [--persist] -- CMD..." >&2; exit 2 ;;
 esac
