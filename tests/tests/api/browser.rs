@@ -70,7 +70,8 @@ async fn driver() -> Driver {
         .expect("start chromedriver");
     let url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
-    while reqwest::get(format!("{url}/status")).await.is_err() {
+    let http = crate::helpers::http_client();
+    while http.get(format!("{url}/status")).send().await.is_err() {
         assert!(started.elapsed() < WAIT, "chromedriver did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -55,6 +55,14 @@ impl Resp {
     }
 }
 
+/// An HTTP client for the tests. reqwest is built without a crypto provider
+/// (one TLS stack in the workspace: ring, as the functions use), so ring is
+/// installed as rustls' process default first; an Err means it already is.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 pub async fn sdk_config() -> aws_config::SdkConfig {
     assert!(
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
@@ -156,7 +164,7 @@ pub async fn spawn_app_served(
     }));
     TestApp {
         base,
-        client: reqwest::Client::new(),
+        client: http_client(),
         admin_key: admin.key.expose().to_string(),
         admin_key_id: admin.record.id,
         account_id: admin.account.id,

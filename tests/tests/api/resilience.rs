@@ -103,7 +103,7 @@ pub(crate) async fn contended_dynamodb(conflicts: usize) -> (String, Arc<AtomicB
     use axum::http::{HeaderMap, StatusCode as AxumStatus};
     let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap();
     let seen: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let router = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
         let (seen, client, upstream) = (seen.clone(), client.clone(), upstream.clone());
         let armed = armed.load(Ordering::SeqCst);
@@ -272,7 +272,7 @@ pub(crate) async fn spawn_through(behind: Behind, url: &str) -> App {
     }));
     App {
         base,
-        client: reqwest::Client::new(),
+        client: crate::helpers::http_client(),
         admin_key: admin.key.expose().to_string(),
         stack,
         _shutdown: tx,
