@@ -639,6 +639,20 @@ impl Store {
         Ok(())
     }
 
+    /// The Query over an endpoint's delivery log (`ep#{id}`, `d#…`), which
+    /// the list pages and the count runs to its end.
+    fn deliveries_query(
+        &self,
+        endpoint_id: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.tables.webhooks)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :d)")
+            .expression_attribute_values(":pk", s(format!("ep#{endpoint_id}")))
+            .expression_attribute_values(":d", s("d#"))
+    }
+
     /// A page of an endpoint's deliveries, newest first.
     #[tracing::instrument(skip(self))]
     pub async fn list_deliveries(
@@ -647,20 +661,14 @@ impl Store {
         limit: i32,
         after: Option<&str>,
     ) -> Result<(Vec<Delivery>, DeliveryCursor), StoreError> {
-        let pk = format!("ep#{endpoint_id}");
         let start = after.map(|sk| {
             std::collections::HashMap::from([
-                ("pk".to_string(), s(pk.as_str())),
+                ("pk".to_string(), s(format!("ep#{endpoint_id}"))),
                 ("sk".to_string(), s(sk)),
             ])
         });
         let out = self
-            .client
-            .query()
-            .table_name(&self.tables.webhooks)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :d)")
-            .expression_attribute_values(":pk", s(pk.as_str()))
-            .expression_attribute_values(":d", s("d#"))
+            .deliveries_query(endpoint_id)
             .scan_index_forward(false)
             .limit(limit)
             .set_exclusive_start_key(start)
@@ -684,17 +692,11 @@ impl Store {
     /// reads what it counts, as listing the account's keys does).
     #[tracing::instrument(skip(self))]
     pub async fn count_deliveries(&self, endpoint_id: &str) -> Result<u64, StoreError> {
-        let pk = format!("ep#{endpoint_id}");
         let mut total = 0u64;
         let mut start = None;
         loop {
             let out = self
-                .client
-                .query()
-                .table_name(&self.tables.webhooks)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :d)")
-                .expression_attribute_values(":pk", s(pk.as_str()))
-                .expression_attribute_values(":d", s("d#"))
+                .deliveries_query(endpoint_id)
                 .select(aws_sdk_dynamodb::types::Select::Count)
                 .set_exclusive_start_key(start)
                 .send()
