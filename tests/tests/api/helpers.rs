@@ -380,3 +380,25 @@ impl TestApp {
         )
     }
 }
+
+/// A function binary that `cargo build --workspace` made, for the tests that
+/// run it under the emulator (smoke, metrics).
+pub fn binary(name: &str) -> std::path::PathBuf {
+    // target/debug/deps/api-… → target/debug/<name>
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// A sample event of `events/` with `key` put in for the placeholder.
+pub fn sample(file: &str, key: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(format!("{}/../events/{file}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap();
+    serde_json::from_str(&text.replace("kh_live_REPLACE_WITH_YOUR_KEY", key)).unwrap()
+}

@@ -2,6 +2,7 @@
 //! function binaries print to stdout (what CloudWatch Logs reads in Lambda),
 //! parsed and checked; and the template's alarms and dashboard.
 
+use crate::helpers::{binary, sample};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -17,23 +18,6 @@ use crate::helpers::{TestApp, clear_of_minute_boundary, spawn_app};
 /// The request id the emulator gives its one invocation.
 const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
 const NAMESPACE: &str = "keyhub/metrics-test";
-
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(|d| d.parent()).unwrap().join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run `cargo build --workspace` (make test does)",
-        path.display()
-    );
-    path
-}
-
-fn sample(file: &str, key: &str) -> Value {
-    let text = std::fs::read_to_string(format!("{}/../events/{file}", env!("CARGO_MANIFEST_DIR")))
-        .unwrap();
-    serde_json::from_str(&text.replace("kh_live_REPLACE_WITH_YOUR_KEY", key)).unwrap()
-}
 
 /// One EMF document: its dimensions, metric names and values.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! Each function's real binary, run under a Lambda Runtime API emulator and
 //! invoked with its sample from events/, against the local stack.
 
-use std::path::PathBuf;
+use crate::helpers::{binary, sample};
 use std::time::Duration;
 
 use keyhub_tools::emulator::invoke;
@@ -19,25 +19,6 @@ fn lambda_logging(level: &str) -> [(String, String); 2] {
         ("AWS_LAMBDA_LOG_FORMAT".to_string(), "JSON".to_string()),
         ("AWS_LAMBDA_LOG_LEVEL".to_string(), level.to_string()),
     ]
-}
-
-fn binary(name: &str) -> PathBuf {
-    // target/debug/deps/api-… → target/debug/<name>
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run `cargo build --workspace` (make test does)",
-        path.display()
-    );
-    path
-}
-
-fn sample(file: &str, key: &str) -> Value {
-    let text = std::fs::read_to_string(format!("{}/../events/{file}", env!("CARGO_MANIFEST_DIR")))
-        .unwrap();
-    serde_json::from_str(&text.replace("kh_live_REPLACE_WITH_YOUR_KEY", key)).unwrap()
 }
 
 /// (function in template.yaml, binary, sample in events/, what a right answer looks like)
