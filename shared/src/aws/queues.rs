@@ -48,23 +48,24 @@ impl UsageSink {
             .queue_url(&self.queue_url)
             .message_body(body)
             .send();
-        let sent = tokio::time::timeout(self.timeout, send).await;
-        match &sent {
+        match tokio::time::timeout(self.timeout, send).await {
             Ok(Ok(_)) => crate::metrics::usage_record_sent(),
-            _ => crate::metrics::usage_record_failed(),
-        }
-        match sent {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(
-                metric = "usage_records_dropped",
-                error = %aws_sdk_sqs::error::DisplayErrorContext(&e),
-                "usage record not sent"
-            ),
-            Err(_) => tracing::warn!(
-                metric = "usage_records_dropped",
-                timeout_ms = self.timeout.as_millis() as u64,
-                "usage record not sent: the queue did not answer in time"
-            ),
+            Ok(Err(e)) => {
+                crate::metrics::usage_record_failed();
+                tracing::warn!(
+                    metric = "usage_records_dropped",
+                    error = %aws_sdk_sqs::error::DisplayErrorContext(&e),
+                    "usage record not sent"
+                )
+            }
+            Err(_) => {
+                crate::metrics::usage_record_failed();
+                tracing::warn!(
+                    metric = "usage_records_dropped",
+                    timeout_ms = self.timeout.as_millis() as u64,
+                    "usage record not sent: the queue did not answer in time"
+                )
+            }
         }
     }
 }
