@@ -149,10 +149,7 @@ pub struct Answer {
 
 impl DeliveryClient {
     pub fn new(policy: AddressPolicy, timeout: Duration) -> Result<Self, reqwest::Error> {
-        // reqwest is built without a crypto provider of its own (one TLS
-        // stack: ring, as the SDK's client); it takes rustls' process
-        // default. An Err means one is installed already, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        keyhub::aws::install_tls_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)

@@ -50,6 +50,16 @@ pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
         .build_https()
 }
 
+/// Makes ring rustls' process-wide default provider, which every reqwest
+/// client here takes (reqwest is built with `rustls-no-provider`, since its
+/// own `rustls` feature brings aws-lc): the one place besides
+/// [`http_client`] that names the provider. Call it before building a
+/// reqwest client; a second call, or one after another provider was
+/// installed, changes nothing.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// `aws_config` with these bounds.
 pub async fn aws_config_with(timeouts: &crate::config::AwsTimeouts) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -55,11 +55,9 @@ impl Resp {
     }
 }
 
-/// An HTTP client for the tests. reqwest is built without a crypto provider
-/// (one TLS stack in the workspace: ring, as the functions use), so ring is
-/// installed as rustls' process default first; an Err means it already is.
+/// An HTTP client for the tests, on the functions' TLS provider.
 pub fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    keyhub::aws::install_tls_provider();
     reqwest::Client::new()
 }
 

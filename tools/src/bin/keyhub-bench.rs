@@ -303,8 +303,7 @@ async fn main() -> Result<(), Error> {
         out,
         "| route | concurrency | requests | req/s | p50 | p99 | DynamoDB reads / request | writes / request |\n|---|---|---|---|---|---|---|---|"
     )?;
-    // reqwest is built without a crypto provider (one TLS stack, ring).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    keyhub::aws::install_tls_provider();
     let client = reqwest::Client::new();
     for path in ["/example/hello", "/api/v1/whoami"] {
         for concurrency in [1usize, 32] {
