@@ -124,6 +124,15 @@ pub fn take(request_id: &str) -> Vec<u8> {
     lines
 }
 
+/// Runs one invocation's `work`, then writes what it counted ([`flush`]):
+/// each function's handler wraps its work in this, so a line is written
+/// once per invocation whatever the work returns.
+pub async fn counted<T>(request_id: &str, work: impl std::future::Future<Output = T>) -> T {
+    let out = work.await;
+    flush(request_id);
+    out
+}
+
 /// Writes the invocation's EMF lines to stdout, at the end of each
 /// invocation. One `write_all` of whole lines on the locked stdout, so a log
 /// line written by another thread cannot land inside one.

@@ -2,7 +2,7 @@
 
 use keyhub::config::Config;
 use keyhub_api::{Deps, handle};
-use lambda_http::{Error, Request, RequestExt, service_fn};
+use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -35,13 +35,8 @@ async fn main() -> Result<(), Error> {
     .with_flush(flush);
     let deps = &deps;
     lambda_http::run(service_fn(move |req: Request| async move {
-        let request_id = req
-            .lambda_context_ref()
-            .map(|c| c.request_id.clone())
-            .unwrap_or_default();
-        let response = handle(deps, req).await;
-        keyhub::metrics::flush(&request_id);
-        Ok::<_, Error>(response)
+        let request_id = keyhub::http::request::lambda_request_id(&req);
+        Ok::<_, Error>(keyhub::metrics::counted(&request_id, handle(deps, req)).await)
     }))
     .await
 }

@@ -31,9 +31,8 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {
-            let answer = authorize(deps, event.payload).await;
-            keyhub::metrics::flush(&event.context.request_id);
-            answer
+            keyhub::metrics::counted(&event.context.request_id, authorize(deps, event.payload))
+                .await
         },
     ))
     .await

@@ -37,9 +37,8 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            let swept = sweep(deps, keyhub::domain::time::now()).await;
-            keyhub::metrics::flush(&event.context.request_id);
-            Ok::<_, Error>(swept?)
+            let swept = sweep(deps, keyhub::domain::time::now());
+            Ok::<_, Error>(keyhub::metrics::counted(&event.context.request_id, swept).await?)
         },
     ))
     .await

@@ -34,9 +34,9 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            let answer = handle_event(deps, event.payload).await.map_err(Error::from);
-            keyhub::metrics::flush(&event.context.request_id);
-            answer
+            keyhub::metrics::counted(&event.context.request_id, handle_event(deps, event.payload))
+                .await
+                .map_err(Error::from)
         },
     ))
     .await

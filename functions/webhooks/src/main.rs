@@ -42,9 +42,9 @@ async fn main() -> Result<(), Error> {
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let answer = handle(deps, event.payload).await;
-        keyhub::metrics::flush(&event.context.request_id);
-        Ok::<_, Error>(answer)
+        Ok::<_, Error>(
+            keyhub::metrics::counted(&event.context.request_id, handle(deps, event.payload)).await,
+        )
     }))
     .await
 }

@@ -25,6 +25,15 @@ pub fn request_id(req: &Request) -> String {
         .unwrap_or_else(new_request_id)
 }
 
+/// Lambda's request id for the invocation (empty outside Lambda): not
+/// [`request_id`], API Gateway's, but the `requestId` every log line of the
+/// invocation carries, which its EMF line must carry too.
+pub fn lambda_request_id(req: &Request) -> String {
+    req.lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_default()
+}
+
 pub fn new_request_id() -> String {
     base62::random(24).unwrap_or_else(|_| "unavailable".to_string())
 }
