@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod bootstrap;
 pub mod calls;
+pub mod crates;
 pub mod emulator;
 pub mod gateway;
 pub mod local;
