@@ -15,7 +15,7 @@ use keyhub_tools::gateway::{Gateway, serve};
 use keyhub_tools::local::LocalStack;
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::{ROOMY_LIMITS, Resp, sdk_config, unique};
@@ -58,9 +58,8 @@ impl Stall {
                         };
                         // A paused process stops answering on the
                         // connections it has too, pooled ones included.
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut socket, &mut up) => return,
-                            _ = until_hung(&flag) => {}
+                        if !forward(&mut socket, &mut up, &flag).await {
+                            return;
                         }
                     }
                     swallow(socket, flag).await;
@@ -76,6 +75,40 @@ impl Stall {
 
     fn recover(&self) {
         self.hung.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Forwards both ways until a side closes (false) or the proxy hangs (true).
+/// The flag is read before each chunk is passed on, so nothing sent after
+/// `hang` returns gets through, even on a pooled connection: polling it
+/// beside `copy_bidirectional` left up to 20 ms in which a request that
+/// followed `hang` was still answered (a health check once saw its keys
+/// table "ok" through the hung proxy).
+async fn forward(client: &mut TcpStream, up: &mut TcpStream, hung: &AtomicBool) -> bool {
+    let (mut client_read, mut client_write) = client.split();
+    let (mut up_read, mut up_write) = up.split();
+    let (mut to_up, mut to_client) = ([0u8; 8192], [0u8; 8192]);
+    loop {
+        let (n, from_client) = tokio::select! {
+            n = client_read.read(&mut to_up) => (n, true),
+            n = up_read.read(&mut to_client) => (n, false),
+            _ = until_hung(hung) => return true,
+        };
+        let n = match n {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        if hung.load(Ordering::SeqCst) {
+            return true;
+        }
+        let written = if from_client {
+            up_write.write_all(&to_up[..n]).await
+        } else {
+            client_write.write_all(&to_client[..n]).await
+        };
+        if written.is_err() {
+            return false;
+        }
     }
 }
 
